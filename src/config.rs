@@ -1,0 +1,357 @@
+//! natter.toml: the settings, their built-in defaults, and checking a file.
+//!
+//! Every table denies unknown keys, so a typo is an error instead of a silently ignored
+//! setting. A file is checked as a whole: [`parse`] reports every bad key at once, each with
+//! the file, the line and the dotted key name, so an operator fixes them in one pass.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+/// The whole configuration, one field per table of natter.toml.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: where to listen and how to greet.
+    pub server: Server,
+    /// `[chat]`: how the conversation looks.
+    pub chat: Chat,
+    /// `[limits]`: bounds on what one connection may cost.
+    pub limits: Limits,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Addresses to accept chat connections on.
+    pub listen: Vec<SocketAddr>,
+    /// Shown in the banner line.
+    pub name: String,
+    /// Optional text shown after the banner; may span several lines.
+    pub motd: Option<String>,
+    /// Ask telnet clients for binary mode at connect (keeps UTF-8 intact).
+    pub telnet_binary: bool,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2323))],
+            name: "natter".to_owned(),
+            motd: None,
+            telnet_binary: true,
+        }
+    }
+}
+
+/// The `[chat]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chat {
+    /// Prefix chat and `*` lines with `[HH:MM:SS] `.
+    pub timestamps: bool,
+    /// Longest nickname, in characters.
+    pub max_nick_len: usize,
+    /// Longest input line, in raw bytes (telnet commands not counted).
+    pub max_line_bytes: usize,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Chat {
+            timestamps: true,
+            max_nick_len: 16,
+            max_line_bytes: 512,
+        }
+    }
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Bytes of output that may wait for one client before it is dropped as too slow.
+    pub send_queue_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            send_queue_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file as the operator named it.
+    pub file: String,
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `chat.max_nick_len`, when one key is at fault.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Reads and checks the file at `path`.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &file),
+        Err(e) => Err(vec![ConfigError {
+            file,
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        }]),
+    }
+}
+
+/// Parses and checks `text`; `file` only names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    let error = |span: Option<Range<usize>>, key: Option<String>, message: String| ConfigError {
+        file: file.to_owned(),
+        line: span.map(|s| line_of(text, s.start)),
+        key,
+        message,
+    };
+    let (mut root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .iter()
+            .map(|e| error(e.span(), None, e.message().to_owned()))
+            .collect());
+    }
+    let spans = root.clone();
+    let mut errors = Vec::new();
+    // serde stops at the first bad key; drop that key and go again so that every bad key is
+    // reported. Each round removes one entry, so this ends.
+    let config = loop {
+        match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(config) => break config,
+            Err(e) => {
+                let found = e.span().and_then(|s| locate(spans.get_ref(), &s, ""));
+                let Some((key, key_span)) = found else {
+                    errors.push(error(e.span(), None, e.message().to_owned()));
+                    return Err(errors);
+                };
+                errors.push(error(e.span(), Some(key), e.message().to_owned()));
+                remove(root.get_mut(), &key_span);
+            }
+        }
+    };
+    for (key, message) in config.problems() {
+        let span = find(spans.get_ref(), &key);
+        errors.push(error(span, Some(key), message));
+    }
+    errors.sort_by_key(|e| e.line);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Config {
+    /// Values that parse but make no sense, as (dotted key, message).
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                out.push((key.to_owned(), message.to_owned()));
+            }
+        };
+        let s = &self.server;
+        check(!s.listen.is_empty(), "server.listen", "needs at least one address");
+        check(
+            (1..=64).contains(&s.name.chars().count()) && !s.name.chars().any(char::is_control),
+            "server.name",
+            "must be 1 to 64 characters, with no control characters",
+        );
+        if let Some(motd) = &s.motd {
+            check(
+                motd.len() <= 4096 && !motd.chars().any(|c| c.is_control() && c != '\n'),
+                "server.motd",
+                "must be at most 4096 bytes, with no control characters but newlines",
+            );
+        }
+        let c = &self.chat;
+        check(
+            (1..=64).contains(&c.max_nick_len),
+            "chat.max_nick_len",
+            "must be from 1 to 64",
+        );
+        check(
+            (16..=65536).contains(&c.max_line_bytes),
+            "chat.max_line_bytes",
+            "must be from 16 to 65536",
+        );
+        check(
+            (8192..=64 << 20).contains(&self.limits.send_queue_bytes),
+            "limits.send_queue_bytes",
+            "must be from 8192 to 67108864",
+        );
+        out
+    }
+}
+
+/// The innermost entry whose key or value covers `at`: (dotted key, span of its key).
+fn locate(table: &DeTable, at: &Range<usize>, prefix: &str) -> Option<(String, Range<usize>)> {
+    for (key, value) in table.iter() {
+        let path = join(prefix, key.get_ref());
+        if let DeValue::Table(inner) = value.get_ref() {
+            if let Some(found) = locate(inner, at, &path) {
+                return Some(found);
+            }
+        }
+        let covers = |s: Range<usize>| s.start <= at.start && at.start < s.end.max(s.start + 1);
+        if covers(key.span()) || covers(value.span()) {
+            return Some((path, key.span()));
+        }
+    }
+    None
+}
+
+/// Removes the entry whose key has `span`, at any depth.
+fn remove(table: &mut DeTable, span: &Range<usize>) {
+    let hit = table.iter().find(|(key, _)| key.span() == *span);
+    if let Some(name) = hit.map(|(key, _)| key.get_ref().to_string()) {
+        table.remove(name.as_str());
+        return;
+    }
+    for (_, value) in table.iter_mut() {
+        if let DeValue::Table(inner) = value.get_mut() {
+            remove(inner, span);
+        }
+    }
+}
+
+/// The span of the value at dotted `key`, if the file sets it.
+fn find(table: &DeTable, key: &str) -> Option<Range<usize>> {
+    let (head, rest) = key.split_once('.').unwrap_or((key, ""));
+    let (_, value) = table.iter().find(|(k, _)| k.get_ref() == head)?;
+    match (rest, value.get_ref()) {
+        ("", _) => Some(value.span()),
+        (rest, DeValue::Table(inner)) => find(inner, rest),
+        _ => None,
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_gives_the_built_in_defaults() {
+        let text = include_str!("../config/natter.toml");
+        assert_eq!(parse(text, "natter.toml"), Ok(Config::default()));
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(parse("", "x.toml"), Ok(Config::default()));
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let text = r#"
+[server]
+listen = ["0.0.0.0:2323", "[::]:2323"]
+name = "den"
+motd = "be kind"
+telnet_binary = false
+[chat]
+timestamps = false
+max_nick_len = 20
+max_line_bytes = 1024
+[limits]
+send_queue_bytes = 65536
+"#;
+        let c = parse(text, "x.toml").unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert!(c.server.listen[1].is_ipv6());
+        assert_eq!(c.server.name, "den");
+        assert_eq!(c.server.motd.as_deref(), Some("be kind"));
+        assert!(!c.server.telnet_binary && !c.chat.timestamps);
+        assert_eq!(c.chat.max_nick_len, 20);
+        assert_eq!(c.chat.max_line_bytes, 1024);
+        assert_eq!(c.limits.send_queue_bytes, 65536);
+    }
+
+    #[test]
+    fn reports_every_error_with_line_and_key() {
+        let text = "[server]\nname = 5\nbogus = 1\n\n[chat]\nmax_nick_len = 0\ntimestamps = \"yes\"\n[extra]\nx = 1\n";
+        let errors = parse(text, "bad.toml").unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let has = |prefix: &str| shown.iter().any(|s| s.starts_with(prefix));
+        assert!(has("bad.toml:2: server.name: "), "{shown:#?}");
+        assert!(has("bad.toml:3: server.bogus: unknown field"), "{shown:#?}");
+        assert!(has("bad.toml:7: chat.timestamps: "), "{shown:#?}");
+        assert!(has("bad.toml:8: extra: unknown field"), "{shown:#?}");
+        assert!(has("bad.toml:6: chat.max_nick_len: must be from 1 to 64"), "{shown:#?}");
+        assert_eq!(errors.len(), 5, "{shown:#?}");
+    }
+
+    #[test]
+    fn range_errors_name_their_key() {
+        let text = "[chat]\nmax_nick_len = 0\n\n[server]\nlisten = []\n";
+        let shown: Vec<String> = parse(text, "r.toml")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "r.toml:5: server.listen: needs at least one address",
+                "r.toml:2: chat.max_nick_len: must be from 1 to 64",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let errors = parse("[server]\nname = \n", "s.toml").unwrap_err();
+        assert_eq!(errors[0].line, Some(2), "{errors:?}");
+    }
+
+    #[test]
+    fn bad_address_is_reported() {
+        let errors = parse("[server]\nlisten = [\"nope\"]\n", "a.toml").unwrap_err();
+        assert_eq!(errors[0].key.as_deref(), Some("server.listen"));
+        assert_eq!(errors[0].line, Some(2));
+    }
+}

@@ -1,0 +1,26 @@
+//! natter: a plain-text chat server for telnet and netcat clients.
+//!
+//! A chat line travels through these modules in order:
+//!
+//! - [`server`] accepts TCP connections and starts one [`session`] task for each.
+//! - [`codec`] turns the socket's bytes into raw lines, handling telnet commands.
+//! - [`sanitize`] turns a raw line into text that is safe to show on anyone's terminal.
+//! - [`command`] says what the line means; [`nick`] checks nicknames.
+//! - [`hub`] holds who is online and fans lines out to their [`outbox`]es, built by
+//!   [`format`].
+//!
+//! [`config`] reads natter.toml. The binaries `natterd` and `natterctl` are thin wrappers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod command;
+pub mod config;
+pub mod format;
+pub mod hub;
+pub mod nick;
+pub mod outbox;
+pub mod sanitize;
+pub mod server;
+pub mod session;

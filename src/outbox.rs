@@ -1,0 +1,126 @@
+//! One client's bounded queue of outgoing lines.
+//!
+//! Anyone may push without waiting: a push that would take the queue past its byte limit
+//! cuts the client off instead (its session sees [`Outbox::is_aborted`] and ends), so a
+//! client that stops reading costs at most the limit in memory and never delays the sender.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// The queue between the hub (and the session itself) and the socket writer.
+#[derive(Debug)]
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    wake: Notify,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    aborted: bool,
+}
+
+impl Outbox {
+    /// An empty queue holding at most `limit` bytes.
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            inner: Mutex::default(),
+            wake: Notify::new(),
+            limit,
+        }
+    }
+
+    /// Queues `line`. Returns false when it did not fit: the queue is then dropped and the
+    /// client is cut off, as it was already if an earlier push failed.
+    pub fn push(&self, line: Bytes) -> bool {
+        let mut inner = self.lock();
+        if inner.aborted {
+            return false;
+        }
+        if inner.bytes + line.len() > self.limit {
+            inner.aborted = true;
+            inner.queue = VecDeque::new();
+            inner.bytes = 0;
+            drop(inner);
+            self.wake.notify_one();
+            return false;
+        }
+        let was_empty = inner.queue.is_empty();
+        inner.bytes += line.len();
+        inner.queue.push_back(line);
+        drop(inner);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Moves queued lines into `buf` until it holds at least `max` bytes or the queue is
+    /// empty.
+    pub fn drain_into(&self, buf: &mut Vec<u8>, max: usize) {
+        let mut inner = self.lock();
+        while buf.len() < max {
+            let Some(line) = inner.queue.pop_front() else {
+                break;
+            };
+            inner.bytes -= line.len();
+            buf.extend_from_slice(&line);
+        }
+    }
+
+    /// Whether the client was cut off because its queue overflowed.
+    pub fn is_aborted(&self) -> bool {
+        self.lock().aborted
+    }
+
+    /// Bytes waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Resolves after a push to an empty queue or an abort (possibly one that happened
+    /// before the call). Spurious wake-ups are possible; check the state again.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The queue stays consistent even if a holder panicked, so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_in_order_up_to_a_chunk() {
+        let o = Outbox::new(100);
+        assert!(o.push(Bytes::from_static(b"one\r\n")));
+        assert!(o.push(Bytes::from_static(b"two\r\n")));
+        assert!(o.push(Bytes::from_static(b"three\r\n")));
+        let mut buf = Vec::new();
+        o.drain_into(&mut buf, 6);
+        assert_eq!(buf, b"one\r\ntwo\r\n");
+        assert_eq!(o.depth(), 7);
+        o.drain_into(&mut buf, 1000);
+        assert_eq!(buf, b"one\r\ntwo\r\nthree\r\n");
+        assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn overflow_cuts_off_and_frees() {
+        let o = Outbox::new(10);
+        assert!(o.push(Bytes::from_static(b"12345678")));
+        assert!(!o.push(Bytes::from_static(b"abc")));
+        assert!(o.is_aborted());
+        assert_eq!(o.depth(), 0);
+        assert!(!o.push(Bytes::from_static(b"x")));
+    }
+}

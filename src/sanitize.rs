@@ -1,0 +1,187 @@
+//! Line bytes to safe text: what a user typed, as other users' terminals may show it.
+//!
+//! Decodes UTF-8 lossily (bad bytes become U+FFFD, never an error), applies the editing
+//! keys a terminal in character mode sends, then removes everything that could act on a
+//! terminal instead of being shown: escape sequences, C0 and C1 controls, bidirectional
+//! overrides, invisible characters and floods of combining marks. The result is NFC and
+//! trimmed. Nicknames and messages both pass through [`clean`] before anyone sees them.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Combining marks kept after one base character; more are a rendering attack.
+const MAX_COMBINING: usize = 8;
+
+/// Turns one line of raw input into text that is safe to show anyone.
+pub fn clean(raw: &[u8]) -> String {
+    // Most lines are plain printable ASCII, which nothing below would change.
+    if raw.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return String::from_utf8_lossy(raw).trim().to_owned();
+    }
+    let text = String::from_utf8_lossy(raw);
+    let edited = apply_edits(&text);
+    let stripped = strip_controls(&edited);
+    let capped = cap_combining(&stripped);
+    let normal: String = capped.nfc().collect();
+    normal.trim().to_owned()
+}
+
+/// Backspace and DEL erase one character, control-U and control-C the whole line.
+fn apply_edits(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\x08' | '\x7f' => {
+                out.pop();
+            }
+            '\x15' | '\x03' => out.clear(),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Esc {
+    Text,
+    /// After ESC.
+    Start,
+    /// ESC followed by intermediate bytes, waiting for the final one.
+    Intermediate,
+    /// Control Sequence (ESC [ or U+009B), waiting for its final byte.
+    Csi,
+    /// OSC, DCS, SOS, PM or APC, which run to a terminator.
+    String,
+    /// ESC inside a string: `ESC \` ends it.
+    StringEsc,
+}
+
+fn strip_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut state = Esc::Text;
+    for c in text.chars() {
+        state = match (state, c) {
+            (Esc::Text, _) => text_char(c, &mut out),
+            (Esc::Start, '[') => Esc::Csi,
+            (Esc::Start, ']' | 'P' | 'X' | '^' | '_') => Esc::String,
+            (Esc::Start | Esc::Intermediate, '\x20'..='\x2f') => Esc::Intermediate,
+            (Esc::Start | Esc::Intermediate, '\x30'..='\x7e') => Esc::Text,
+            (Esc::Csi, '\x20'..='\x3f') => Esc::Csi,
+            (Esc::Csi, '\x40'..='\x7e') => Esc::Text,
+            (Esc::String | Esc::StringEsc, '\x07' | '\u{9c}') => Esc::Text,
+            (Esc::String | Esc::StringEsc, '\x1b') => Esc::StringEsc,
+            (Esc::StringEsc, '\\') => Esc::Text,
+            (Esc::String | Esc::StringEsc, _) => Esc::String,
+            // A malformed sequence ends here; the character itself is ordinary input.
+            (Esc::Start | Esc::Intermediate | Esc::Csi, _) => text_char(c, &mut out),
+        };
+    }
+    out
+}
+
+/// Handles one character outside any escape sequence.
+fn text_char(c: char, out: &mut String) -> Esc {
+    match c {
+        '\x1b' => return Esc::Start,
+        '\u{9b}' => return Esc::Csi,
+        '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => return Esc::String,
+        '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
+        c if c.is_control() || is_hidden(c) => {}
+        c => out.push(c),
+    }
+    Esc::Text
+}
+
+/// Bidirectional controls and invisible characters: they reorder or hide what others see.
+/// ZWJ and ZWNJ stay; emoji sequences and several scripts need them.
+fn is_hidden(c: char) -> bool {
+    matches!(c,
+        '\u{061c}' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
+}
+
+fn cap_combining(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut marks = 0;
+    for c in text.chars() {
+        if is_combining_mark(c) {
+            marks += 1;
+            if marks > MAX_COMBINING {
+                continue;
+            }
+        } else {
+            marks = 0;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn plain_text_passes() {
+        assert_eq!(clean(b"  hello there "), "hello there");
+        assert_eq!(clean("héllo 本".as_bytes()), "héllo 本");
+    }
+
+    #[test]
+    fn editing_keys_apply_per_character() {
+        assert_eq!(clean(b"abcd\x7fx"), "abcx");
+        assert_eq!(clean(b"h\xc3\xa9\x7f\x7fX"), "X");
+        assert_eq!(clean(b"abc\x15def"), "def");
+        assert_eq!(clean(b"abc\x03def"), "def");
+        assert_eq!(clean(b"\x08\x7fhi"), "hi");
+    }
+
+    #[test]
+    fn bad_utf8_becomes_replacement_characters() {
+        assert_eq!(clean(b"caf\xe9"), "caf\u{fffd}");
+        assert_eq!(clean(b"\xc0\xafls"), "\u{fffd}\u{fffd}ls");
+        assert_eq!(clean(b"\xed\xa0\x80x"), "\u{fffd}\u{fffd}\u{fffd}x");
+    }
+
+    #[test]
+    fn escape_sequences_are_removed() {
+        assert_eq!(clean(b"\x1b[31mRED\x1b[0m text"), "RED text");
+        assert_eq!(clean(b"\x1b]0;PWNED\x07title"), "title");
+        assert_eq!(clean(b"\x1b]52;c;ZWNobyBoaQ==\x1b\\x"), "x");
+        assert_eq!(clean(b"\x1b[2J\x1b[H\x1bc\x1b(0"), "");
+        assert_eq!(clean(b"ab\x1b[Dc"), "abc");
+        assert_eq!(clean(b"\xc2\x9b31mX\xc2\x9d0;T\xc2\x9cY"), "XY");
+        assert_eq!(clean(b"\x1b]0;unterminated title"), "");
+        assert_eq!(clean("\x1b[1é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn controls_and_hidden_characters_are_removed() {
+        assert_eq!(clean(b"\x07\x07bell\x0bvt\x0cff"), "bellvtff");
+        assert_eq!(clean(b"a\tb"), "a b");
+        assert_eq!(clean("\u{202e}evil\u{202c}".as_bytes()), "evil");
+        assert_eq!(clean("@bob\u{200b} hi".as_bytes()), "@bob hi");
+        assert_eq!(clean("\u{feff}hi".as_bytes()), "hi");
+        assert_eq!(clean("x\u{2028}y".as_bytes()), "x y");
+        assert_eq!(clean("👨\u{200d}👩".as_bytes()), "👨\u{200d}👩");
+        assert_eq!(clean("a\u{85}\u{9f}b".as_bytes()), "a");
+    }
+
+    #[test]
+    fn combining_floods_are_capped_then_normalized() {
+        let input = format!("e{}", "\u{301}".repeat(30));
+        assert_eq!(clean(input.as_bytes()), format!("\u{e9}{}", "\u{301}".repeat(7)));
+        assert_eq!(clean("e\u{301}".as_bytes()), "\u{e9}");
+    }
+
+    #[test]
+    fn output_never_holds_a_control_character() {
+        let mut all = Vec::new();
+        for b in 0..=255u8 {
+            all.extend_from_slice(&[b'x', b, 0xc2, b]);
+        }
+        let out = clean(&all);
+        assert!(!out.chars().any(char::is_control), "{out:?}");
+    }
+}

@@ -1,0 +1,365 @@
+//! One client's task: greeting, nickname, then chat until they leave.
+//!
+//! The task owns its socket. One `select!` loop writes queued output, wakes on new output
+//! and reads input; it reads only when all output so far has been written, so a client
+//! that does not read cannot make the server buffer replies to what it sends.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::codec::{Decoder, Event, TELNET_HELLO};
+use crate::command::{self, Command};
+use crate::config::Config;
+use crate::format::{self, Formatter};
+use crate::hub::{ClientId, Hub};
+use crate::nick;
+use crate::outbox::Outbox;
+use crate::sanitize;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 2048;
+/// Bytes of queued output gathered into one write.
+const WRITE_CHUNK: usize = 16 * 1024;
+/// How long a leaving client gets to take its last lines.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// `/ls` names at most this many bytes of nicknames, then counts the rest.
+const LIST_MAX_BYTES: usize = 2000;
+/// Answers to telnet's "are you there" come at most this often.
+const AYT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a client went away, as logged.
+#[derive(Debug)]
+enum Leave {
+    /// Typed `/quit`.
+    Quit,
+    /// Closed the connection.
+    Closed,
+    /// The connection failed.
+    Error(io::Error),
+    /// Stopped reading until its outbox overflowed.
+    SendQueueFull,
+}
+
+impl Leave {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Leave::Quit => "quit",
+            Leave::Closed => "closed",
+            Leave::Error(_) => "error",
+            Leave::SendQueueFull => "send queue full",
+        }
+    }
+}
+
+/// Serves one accepted connection until the client leaves.
+pub async fn run(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>, config: Arc<Config>) {
+    let started = Instant::now();
+    let outbox = Arc::new(Outbox::new(config.limits.send_queue_bytes));
+    let id = hub.connect(peer, outbox.clone());
+    let mut session = Session {
+        id,
+        format: hub.format(),
+        decoder: Decoder::new(config.chat.max_line_bytes, config.server.telnet_binary),
+        hub,
+        config,
+        outbox,
+        nick: None,
+        leaving: None,
+        last_ayt: None,
+    };
+    session.greet();
+    let leave = session.serve(stream).await;
+    session.hub.leave(id);
+    let secs = started.elapsed().as_secs_f32();
+    let nick = session.nick.as_deref().unwrap_or("-");
+    match &leave {
+        Leave::Error(e) => info!(nick, reason = leave.as_str(), error = %e, secs, "left"),
+        Leave::SendQueueFull => warn!(nick, reason = leave.as_str(), secs, "left"),
+        _ => info!(nick, reason = leave.as_str(), secs, "left"),
+    }
+}
+
+struct Session {
+    id: ClientId,
+    hub: Arc<Hub>,
+    config: Arc<Config>,
+    format: Formatter,
+    outbox: Arc<Outbox>,
+    decoder: Decoder,
+    /// Set once logged in.
+    nick: Option<Arc<str>>,
+    /// Set when the client is done; what is queued is still written.
+    leaving: Option<Leave>,
+    last_ayt: Option<Instant>,
+}
+
+impl Session {
+    fn greet(&mut self) {
+        let server = &self.config.server;
+        if server.telnet_binary {
+            self.send(Bytes::from_static(TELNET_HELLO));
+        }
+        let banner = format::line(format_args!(
+            "Welcome to {} (natter {})",
+            server.name,
+            env!("CARGO_PKG_VERSION")
+        ));
+        self.send(banner);
+        let motd = server.motd.as_deref().unwrap_or("");
+        for text in motd.lines().filter(|l| !l.trim().is_empty()) {
+            self.send(format::line(format_args!("{}", sanitize::clean(text.as_bytes()))));
+        }
+        self.prompt();
+    }
+
+    fn prompt(&self) {
+        let max = self.config.chat.max_nick_len;
+        self.send(format::line(format_args!(
+            "Choose a nickname (up to {max} characters):"
+        )));
+    }
+
+    fn send(&self, line: Bytes) {
+        self.outbox.push(line);
+    }
+
+    fn error(&self, text: std::fmt::Arguments<'_>) {
+        self.send(Formatter::error(text));
+    }
+
+    async fn serve(&mut self, mut stream: TcpStream) -> Leave {
+        let leave = self.pump(&mut stream).await;
+        if matches!(leave, Leave::Quit | Leave::Closed) {
+            linger(&mut stream).await;
+        }
+        leave
+    }
+
+    /// Moves bytes both ways until the client is gone or done and all its output is out.
+    async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
+        let (mut reader, mut writer) = stream.split();
+        let mut input = vec![0; READ_CHUNK];
+        let mut output = Vec::with_capacity(WRITE_CHUNK);
+        let mut written = 0;
+        let mut flush_deadline = None;
+        loop {
+            if self.outbox.is_aborted() {
+                return Leave::SendQueueFull;
+            }
+            if written == output.len() {
+                output.clear();
+                written = 0;
+                self.outbox.drain_into(&mut output, WRITE_CHUNK);
+                if output.is_empty() {
+                    if let Some(leave) = self.leaving.take() {
+                        return leave;
+                    }
+                }
+            }
+            let idle = written == output.len();
+            let reading = idle && self.leaving.is_none();
+            if self.leaving.is_some() && flush_deadline.is_none() {
+                flush_deadline = Some(Instant::now() + FLUSH_TIMEOUT);
+            }
+            tokio::select! {
+                res = writer.write(&output[written..]), if !idle => match res {
+                    Ok(n) => written += n,
+                    Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
+                },
+                () = self.outbox.changed() => {}
+                res = reader.read(&mut input), if reading => match res {
+                    Ok(0) => self.end_of_input(),
+                    Ok(n) => self.input(&input[..n]),
+                    Err(e) => return io_leave(e),
+                },
+                () = sleep_until(flush_deadline) => {
+                    return self.leaving.take().unwrap_or(Leave::Closed);
+                }
+            }
+        }
+    }
+
+    fn input(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.leaving.is_none() {
+            let (used, event) = self.decoder.decode(data);
+            data = &data[used..];
+            let line = match event {
+                Some(Event::Line(raw)) => Some(sanitize::clean(raw)),
+                Some(Event::TooLong) => {
+                    let max = self.config.chat.max_line_bytes;
+                    self.error(format_args!("line too long (max {max} bytes)"));
+                    None
+                }
+                Some(Event::AreYouThere) => {
+                    self.are_you_there();
+                    None
+                }
+                None => None,
+            };
+            if let Some(replies) = self.decoder.take_replies() {
+                self.send(Bytes::from(replies));
+            }
+            if let Some(line) = line {
+                self.line(&line);
+            }
+        }
+    }
+
+    fn end_of_input(&mut self) {
+        if let Some(raw) = self.decoder.finish() {
+            let line = sanitize::clean(raw);
+            self.line(&line);
+        }
+        if self.leaving.is_none() {
+            self.leave(Leave::Closed);
+        }
+    }
+
+    fn are_you_there(&mut self) {
+        let now = Instant::now();
+        if self.last_ayt.is_none_or(|t| now >= t + AYT_INTERVAL) {
+            self.last_ayt = Some(now);
+            self.send(Bytes::from_static(b"\r\n[Yes]\r\n"));
+        }
+    }
+
+    /// Stops reading and leaves the room; what is queued still goes out.
+    fn leave(&mut self, leave: Leave) {
+        self.hub.leave(self.id);
+        self.leaving = Some(leave);
+    }
+
+    fn line(&mut self, line: &str) {
+        match self.nick.clone() {
+            None => self.choose_nick(line),
+            Some(_) if line.is_empty() => {}
+            Some(nick) => self.command(&nick, line),
+        }
+    }
+
+    fn choose_nick(&mut self, line: &str) {
+        if line.is_empty() {
+            return self.prompt();
+        }
+        if command::parse(line) == Command::Quit {
+            return self.leave(Leave::Quit);
+        }
+        let result = nick::validate(line, self.config.chat.max_nick_len)
+            .and_then(|()| self.hub.login(self.id, line));
+        match result {
+            Ok(nick) => {
+                info!(nick = &*nick, "login");
+                self.nick = Some(nick);
+            }
+            Err(reason) => {
+                debug!(%reason, "nickname refused");
+                self.error(format_args!("{reason}: {line}"));
+                self.prompt();
+            }
+        }
+    }
+
+    fn command(&mut self, nick: &str, line: &str) {
+        match command::parse(line) {
+            Command::Say(text) => {
+                let msg = self.format.group(nick, text);
+                if self.hub.say(self.id, &msg).is_err() {
+                    self.error(format_args!("you are in ignore mode (/i to leave it)"));
+                }
+            }
+            Command::Whisper { to, text } => {
+                if self.hub.whisper(self.id, nick, to, text).is_err() {
+                    self.error(format_args!("no such user: {to}"));
+                }
+            }
+            Command::WhisperUsage => self.error(format_args!("usage: @nick message")),
+            Command::List => self.list(),
+            Command::Help => {
+                for text in command::HELP {
+                    self.send(format::line(format_args!("{text}")));
+                }
+            }
+            Command::ToggleIgnore => {
+                let line = if self.hub.toggle_ignore(self.id) {
+                    "ignore mode on: you no longer receive group messages (/i to leave it)"
+                } else {
+                    "ignore mode off: you receive group messages again"
+                };
+                self.send(self.format.system(format_args!("{line}")));
+            }
+            Command::Quit => {
+                self.send(self.format.system(format_args!("bye, {nick}")));
+                self.leave(Leave::Quit);
+            }
+            Command::Unknown(word) => {
+                self.error(format_args!("unknown command {word} (/h for help)"));
+            }
+        }
+    }
+
+    fn list(&self) {
+        let members = self.hub.members();
+        let mut names = String::new();
+        let mut shown = 0;
+        for member in &members {
+            if names.len() >= LIST_MAX_BYTES {
+                break;
+            }
+            if shown > 0 {
+                names.push_str(", ");
+            }
+            names.push_str(&member.nick);
+            if member.ignoring {
+                names.push_str(" (ignoring)");
+            }
+            shown += 1;
+        }
+        let more = members.len() - shown;
+        let count = members.len();
+        let line = if more > 0 {
+            self.format
+                .system(format_args!("{count} online: {names}, and {more} more"))
+        } else {
+            self.format.system(format_args!("{count} online: {names}"))
+        };
+        self.send(line);
+    }
+}
+
+/// After the last line is written: half-close, then read and discard what the client
+/// still sends for a moment, so that unread input does not turn our close into a reset
+/// that could destroy the goodbye line in flight.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0; 1024];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..64 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// A peer going away mid-write or mid-read is an ordinary close, not an error.
+fn io_leave(e: io::Error) -> Leave {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Leave::Closed,
+        _ => Leave::Error(e),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
