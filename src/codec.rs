@@ -39,7 +39,7 @@ const NAK: u8 = 0x15;
 /// Something the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// A complete, non-empty line as raw bytes, telnet commands removed.
+    /// A complete line as raw bytes, telnet commands removed; may be empty.
     Line(&'a [u8]),
     /// The current line passed the limit; it is being discarded up to its end.
     TooLong,
@@ -250,7 +250,7 @@ impl Decoder {
     }
 
     fn end_line(&mut self) -> Step {
-        if std::mem::take(&mut self.discarding) || self.line.is_empty() {
+        if std::mem::take(&mut self.discarding) {
             return Step::Continue;
         }
         Step::Line
@@ -277,8 +277,9 @@ mod tests {
             while !rest.is_empty() {
                 let (used, event) = d.decode(rest);
                 match event {
-                    Some(Event::Line(l)) => lines.push(l.to_vec()),
+                    Some(Event::Line(l)) if !l.is_empty() => lines.push(l.to_vec()),
                     Some(Event::TooLong) => too_long += 1,
+                    Some(Event::Line(_)) => {}
                     Some(Event::AreYouThere) | None => {}
                 }
                 rest = &rest[used..];
@@ -306,8 +307,16 @@ mod tests {
     }
 
     #[test]
-    fn empty_lines_are_not_events() {
-        assert!(lines(b"\r\n\r\n\n\r\0\n").is_empty());
+    fn each_line_end_is_one_line() {
+        let mut d = Decoder::new(512, true);
+        let mut input = &b"\r\n\r\0\n\r"[..];
+        let mut empty = 0;
+        while !input.is_empty() {
+            let (used, event) = d.decode(input);
+            empty += usize::from(event == Some(Event::Line(b"")));
+            input = &input[used..];
+        }
+        assert_eq!(empty, 4);
     }
 
     #[test]
@@ -389,7 +398,7 @@ mod tests {
                 let mut rest = part;
                 while !rest.is_empty() {
                     let (used, event) = d.decode(rest);
-                    if let Some(Event::Line(l)) = event {
+                    if let Some(Event::Line(l)) = event.filter(|e| *e != Event::Line(b"")) {
                         got.push(l.to_vec());
                     }
                     rest = &rest[used..];

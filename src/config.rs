@@ -336,8 +336,8 @@ send_queue_bytes = 65536
         assert_eq!(
             shown,
             [
-                "r.toml:5: server.listen: needs at least one address",
                 "r.toml:2: chat.max_nick_len: must be from 1 to 64",
+                "r.toml:5: server.listen: needs at least one address",
             ]
         );
     }

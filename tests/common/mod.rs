@@ -1,0 +1,272 @@
+//! Test harness: starts the real natterd on an ephemeral port and talks to it over TCP the
+//! way nc or telnet would. Every wait is bounded by [`TIMEOUT`].
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What natterd sends first when telnet binary mode is on.
+pub const HELLO: &[u8] = b"\xff\xfd\x00\r\x00";
+
+/// Listens on one loopback port with timestamps off.
+pub const BASE_CONFIG: &str = "[server]\nlisten = [\"127.0.0.1:0\"]\n[chat]\ntimestamps = false\n";
+
+/// A running natterd, killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// The addresses it reported listening on, in config order.
+    pub addrs: Vec<SocketAddr>,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// natterd with [`BASE_CONFIG`].
+    pub fn start() -> Daemon {
+        Daemon::with_config(BASE_CONFIG)
+    }
+
+    /// natterd with this complete natter.toml.
+    pub fn with_config(toml: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("natter.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_natterd"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start natterd");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        // Keep draining stderr for the daemon's whole life so logging never blocks it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening addr=").nth(1) {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let wanted = toml.matches(":0\"").count().max(1);
+        let mut addrs = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while addrs.len() < wanted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(addr)) => addrs.push(addr),
+                other => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("natterd did not start ({other:?}):\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        Daemon {
+            child,
+            addrs,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The first listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Everything natterd has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "log never said {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A raw connection that has read nothing yet.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr())
+    }
+
+    /// A connection that read the hello, banner and prompt and is logged in as `nick`.
+    pub fn login(&self, nick: &str) -> Client {
+        let mut c = self.connect();
+        c.expect_greeting();
+        c.send(format!("{nick}\r\n"));
+        let line = c.line();
+        let welcome = unstamp(&line);
+        assert!(
+            welcome.starts_with(&format!("* welcome, {nick}! ")),
+            "{welcome:?}"
+        );
+        c
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- natterd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// One chat connection.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.stream.write_all(bytes.as_ref()).expect("send");
+    }
+
+    /// Sends `text` and CR LF.
+    pub fn say(&mut self, text: &str) {
+        self.send(format!("{text}\r\n"));
+    }
+
+    /// Half-closes: the server sees end of input.
+    pub fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).expect("shutdown");
+    }
+
+    /// Reads more bytes into the buffer; false at end of stream.
+    fn fill(&mut self, deadline: Instant, what: &str) -> bool {
+        let mut chunk = [0; 65536];
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return false,
+                Err(e) => panic!("read failed waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    /// Exactly `n` raw bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.buf.len() < n {
+            assert!(self.fill(deadline, "bytes"), "closed before {n} bytes");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// The next line, without its CR LF. Every line must end in CR LF.
+    pub fn line(&mut self) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..end + 2).take(end).collect();
+                return String::from_utf8(line).expect("server output is UTF-8");
+            }
+            assert!(
+                self.fill(deadline, "a line"),
+                "connection closed; unfinished: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    /// Asserts the next line is `want`.
+    #[track_caller]
+    pub fn expect(&mut self, want: &str) {
+        assert_eq!(self.line(), want);
+    }
+
+    /// Reads the hello bytes, the banner, any MOTD and the nickname prompt.
+    pub fn expect_greeting(&mut self) {
+        assert_eq!(self.bytes(HELLO.len()), HELLO);
+        let banner = self.line();
+        assert!(banner.starts_with("Welcome to "), "{banner:?}");
+        for _ in 0..100 {
+            if self.line().starts_with("Choose a nickname (up to ") {
+                return;
+            }
+        }
+        panic!("no nickname prompt");
+    }
+
+    /// Asserts the server closes the connection, with no more lines before that.
+    #[track_caller]
+    pub fn expect_closed(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.fill(deadline, "the close") {}
+        assert!(
+            self.buf.is_empty(),
+            "unexpected output before close: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+}
+
+/// Proves `to` got nothing from `from` before this point: lines from one sender arrive in
+/// order, so if the next thing `to` sees is this private message, nothing came before it.
+pub fn barrier(from: &mut Client, from_nick: &str, to: &mut Client, to_nick: &str) {
+    from.say(&format!("@{to_nick} sync"));
+    let line = format!("[{from_nick} -> {to_nick}] sync");
+    to.expect(&line);
+    from.expect(&line);
+}
+
+/// `line` without a leading `[HH:MM:SS] `, if it has one.
+pub fn unstamp(line: &str) -> &str {
+    let b = line.as_bytes();
+    if b.len() >= 11 && b[0] == b'[' && b[3] == b':' && b[6] == b':' && &b[9..11] == b"] " {
+        &line[11..]
+    } else {
+        line
+    }
+}
