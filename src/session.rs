@@ -193,19 +193,20 @@ impl Session {
             data = &data[used..];
             let line = match event {
                 Some(Event::Line(raw)) => Some(sanitize::clean(raw)),
-                Some(Event::TooLong) => {
-                    let max = self.config.chat.max_line_bytes;
-                    self.error(format_args!("line too long (max {max} bytes)"));
-                    None
-                }
-                Some(Event::AreYouThere) => {
-                    self.are_you_there();
-                    None
-                }
-                None => None,
+                _ => None,
             };
+            let too_long = event == Some(Event::TooLong);
+            let are_you_there = event == Some(Event::AreYouThere);
+            // Telnet answers go out before anything said about the same input.
             if let Some(replies) = self.decoder.take_replies() {
                 self.send(Bytes::from(replies));
+            }
+            if too_long {
+                let max = self.config.chat.max_line_bytes;
+                self.error(format_args!("line too long (max {max} bytes)"));
+            }
+            if are_you_there {
+                self.are_you_there();
             }
             if let Some(line) = line {
                 self.line(&line);
