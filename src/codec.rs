@@ -336,7 +336,11 @@ mod tests {
         let (_, replies, _) = run(&b"\xff\xfd\x01".repeat(10), 1, true);
         assert_eq!(replies, b"\xff\xfc\x01".repeat(3));
         let (_, replies, _) = run(&b"\xff\xfd\x06".repeat(5), 2, true);
-        assert_eq!(replies, b"\xff\xfc\x06".repeat(5), "timing mark always answered");
+        assert_eq!(
+            replies,
+            b"\xff\xfc\x06".repeat(5),
+            "timing mark always answered"
+        );
         // Many distinct options cannot grow the bookkeeping.
         let many: Vec<u8> = (0..=255u8).flat_map(|o| [IAC, DO, o]).collect();
         let (_, replies, _) = run(&many, 7, true);

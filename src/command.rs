@@ -80,8 +80,20 @@ mod tests {
 
     #[test]
     fn private_messages() {
-        assert_eq!(parse("@bob hi there"), Whisper { to: "bob", text: "hi there" });
-        assert_eq!(parse("@bob   spaced"), Whisper { to: "bob", text: "spaced" });
+        assert_eq!(
+            parse("@bob hi there"),
+            Whisper {
+                to: "bob",
+                text: "hi there"
+            }
+        );
+        assert_eq!(
+            parse("@bob   spaced"),
+            Whisper {
+                to: "bob",
+                text: "spaced"
+            }
+        );
         assert_eq!(parse("@bob"), WhisperUsage);
         assert_eq!(parse("@"), WhisperUsage);
         assert_eq!(parse("@ hi"), WhisperUsage);

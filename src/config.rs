@@ -182,7 +182,11 @@ impl Config {
             }
         };
         let s = &self.server;
-        check(!s.listen.is_empty(), "server.listen", "needs at least one address");
+        check(
+            !s.listen.is_empty(),
+            "server.listen",
+            "needs at least one address",
+        );
         check(
             (1..=64).contains(&s.name.chars().count()) && !s.name.chars().any(char::is_control),
             "server.name",
@@ -219,10 +223,10 @@ impl Config {
 fn locate(table: &DeTable, at: &Range<usize>, prefix: &str) -> Option<(String, Range<usize>)> {
     for (key, value) in table.iter() {
         let path = join(prefix, key.get_ref());
-        if let DeValue::Table(inner) = value.get_ref() {
-            if let Some(found) = locate(inner, at, &path) {
-                return Some(found);
-            }
+        if let DeValue::Table(inner) = value.get_ref()
+            && let Some(found) = locate(inner, at, &path)
+        {
+            return Some(found);
         }
         let covers = |s: Range<usize>| s.start <= at.start && at.start < s.end.max(s.start + 1);
         if covers(key.span()) || covers(value.span()) {
@@ -267,7 +271,11 @@ fn join(prefix: &str, key: &str) -> String {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -321,7 +329,10 @@ send_queue_bytes = 65536
         assert!(has("bad.toml:3: server.bogus: unknown field"), "{shown:#?}");
         assert!(has("bad.toml:7: chat.timestamps: "), "{shown:#?}");
         assert!(has("bad.toml:8: extra: unknown field"), "{shown:#?}");
-        assert!(has("bad.toml:6: chat.max_nick_len: must be from 1 to 64"), "{shown:#?}");
+        assert!(
+            has("bad.toml:6: chat.max_nick_len: must be from 1 to 64"),
+            "{shown:#?}"
+        );
         assert_eq!(errors.len(), 5, "{shown:#?}");
     }
 

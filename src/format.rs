@@ -80,7 +80,10 @@ mod tests {
         let s = std::str::from_utf8(&g).unwrap();
         let b = s.as_bytes();
         assert_eq!(s.len(), "[00:00:00] <a> b\r\n".len(), "{s:?}");
-        assert!(b[0] == b'[' && b[3] == b':' && b[6] == b':' && b[9] == b']', "{s:?}");
+        assert!(
+            b[0] == b'[' && b[3] == b':' && b[6] == b':' && b[9] == b']',
+            "{s:?}"
+        );
         assert!(s.ends_with("] <a> b\r\n"));
         assert!(f.system(format_args!("x")).starts_with(b"["));
         assert_eq!(Formatter::error(format_args!("x")), "! x\r\n");

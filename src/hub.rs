@@ -151,10 +151,10 @@ impl Hub {
         let to_nick = target.nick.as_deref().unwrap_or(to);
         let line = self.format.private(from_nick, to_nick, text);
         target.outbox.push(line.clone());
-        if target_id != from {
-            if let Some(sender) = state.clients.get(&from) {
-                sender.outbox.push(line);
-            }
+        if target_id != from
+            && let Some(sender) = state.clients.get(&from)
+        {
+            sender.outbox.push(line);
         }
         Ok(())
     }
@@ -231,10 +231,16 @@ mod tests {
     fn join_say_whisper_leave() {
         let hub = Hub::new(Formatter::new(false));
         let (a, ao) = user(&hub, "alice");
-        assert_eq!(take(&ao), "* welcome, alice! 1 user online; /h shows help\r\n");
+        assert_eq!(
+            take(&ao),
+            "* welcome, alice! 1 user online; /h shows help\r\n"
+        );
         let (b, bo) = user(&hub, "Bob");
         assert_eq!(take(&ao), "* Bob joined\r\n");
-        assert_eq!(take(&bo), "* welcome, Bob! 2 users online; /h shows help\r\n");
+        assert_eq!(
+            take(&bo),
+            "* welcome, Bob! 2 users online; /h shows help\r\n"
+        );
         assert_eq!(hub.login(b, "ALICE"), Err(NickError::Taken));
 
         hub.say(a, &hub.format().group("alice", "hi")).unwrap();

@@ -42,7 +42,7 @@ fn apply_edits(text: &str) -> String {
 }
 
 #[derive(Clone, Copy)]
-enum Esc {
+enum Seq {
     Text,
     /// After ESC.
     Start,
@@ -51,45 +51,45 @@ enum Esc {
     /// Control Sequence (ESC [ or U+009B), waiting for its final byte.
     Csi,
     /// OSC, DCS, SOS, PM or APC, which run to a terminator.
-    String,
+    Str,
     /// ESC inside a string: `ESC \` ends it.
-    StringEsc,
+    StrEscape,
 }
 
 fn strip_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut state = Esc::Text;
+    let mut state = Seq::Text;
     for c in text.chars() {
         state = match (state, c) {
-            (Esc::Text, _) => text_char(c, &mut out),
-            (Esc::Start, '[') => Esc::Csi,
-            (Esc::Start, ']' | 'P' | 'X' | '^' | '_') => Esc::String,
-            (Esc::Start | Esc::Intermediate, '\x20'..='\x2f') => Esc::Intermediate,
-            (Esc::Start | Esc::Intermediate, '\x30'..='\x7e') => Esc::Text,
-            (Esc::Csi, '\x20'..='\x3f') => Esc::Csi,
-            (Esc::Csi, '\x40'..='\x7e') => Esc::Text,
-            (Esc::String | Esc::StringEsc, '\x07' | '\u{9c}') => Esc::Text,
-            (Esc::String | Esc::StringEsc, '\x1b') => Esc::StringEsc,
-            (Esc::StringEsc, '\\') => Esc::Text,
-            (Esc::String | Esc::StringEsc, _) => Esc::String,
+            (Seq::Text, _) => text_char(c, &mut out),
+            (Seq::Start, '[') => Seq::Csi,
+            (Seq::Start, ']' | 'P' | 'X' | '^' | '_') => Seq::Str,
+            (Seq::Start | Seq::Intermediate, '\x20'..='\x2f') => Seq::Intermediate,
+            (Seq::Start | Seq::Intermediate, '\x30'..='\x7e') => Seq::Text,
+            (Seq::Csi, '\x20'..='\x3f') => Seq::Csi,
+            (Seq::Csi, '\x40'..='\x7e') => Seq::Text,
+            (Seq::Str | Seq::StrEscape, '\x07' | '\u{9c}') => Seq::Text,
+            (Seq::Str | Seq::StrEscape, '\x1b') => Seq::StrEscape,
+            (Seq::StrEscape, '\\') => Seq::Text,
+            (Seq::Str | Seq::StrEscape, _) => Seq::Str,
             // A malformed sequence ends here; the character itself is ordinary input.
-            (Esc::Start | Esc::Intermediate | Esc::Csi, _) => text_char(c, &mut out),
+            (Seq::Start | Seq::Intermediate | Seq::Csi, _) => text_char(c, &mut out),
         };
     }
     out
 }
 
 /// Handles one character outside any escape sequence.
-fn text_char(c: char, out: &mut String) -> Esc {
+fn text_char(c: char, out: &mut String) -> Seq {
     match c {
-        '\x1b' => return Esc::Start,
-        '\u{9b}' => return Esc::Csi,
-        '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => return Esc::String,
+        '\x1b' => return Seq::Start,
+        '\u{9b}' => return Seq::Csi,
+        '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => return Seq::Str,
         '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
         c if c.is_control() || is_hidden(c) => {}
         c => out.push(c),
     }
-    Esc::Text
+    Seq::Text
 }
 
 /// Bidirectional controls and invisible characters: they reorder or hide what others see.
@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn combining_floods_are_capped_then_normalized() {
         let input = format!("e{}", "\u{301}".repeat(30));
-        assert_eq!(clean(input.as_bytes()), format!("\u{e9}{}", "\u{301}".repeat(7)));
+        assert_eq!(
+            clean(input.as_bytes()),
+            format!("\u{e9}{}", "\u{301}".repeat(7))
+        );
         assert_eq!(clean("e\u{301}".as_bytes()), "\u{e9}");
     }
 

@@ -43,7 +43,11 @@ pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Fut
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "listening");
         }
-        tasks.push(tokio::spawn(accept_loop(listener, hub.clone(), config.clone())));
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            hub.clone(),
+            config.clone(),
+        )));
     }
     shutdown.await;
     for task in tasks {

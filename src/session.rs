@@ -115,7 +115,10 @@ impl Session {
         self.send(banner);
         let motd = server.motd.as_deref().unwrap_or("");
         for text in motd.lines().filter(|l| !l.trim().is_empty()) {
-            self.send(format::line(format_args!("{}", sanitize::clean(text.as_bytes()))));
+            self.send(format::line(format_args!(
+                "{}",
+                sanitize::clean(text.as_bytes())
+            )));
         }
         self.prompt();
     }
@@ -158,10 +161,10 @@ impl Session {
                 output.clear();
                 written = 0;
                 self.outbox.drain_into(&mut output, WRITE_CHUNK);
-                if output.is_empty() {
-                    if let Some(leave) = self.leaving.take() {
-                        return leave;
-                    }
+                if output.is_empty()
+                    && let Some(leave) = self.leaving.take()
+                {
+                    return leave;
                 }
             }
             let idle = written == output.len();

@@ -11,7 +11,10 @@ fn greeting_motd_and_welcome() {
     );
     let mut c = d.connect();
     assert_eq!(c.bytes(5), common::HELLO);
-    c.expect(&format!("Welcome to den (natter {})", env!("CARGO_PKG_VERSION")));
+    c.expect(&format!(
+        "Welcome to den (natter {})",
+        env!("CARGO_PKG_VERSION")
+    ));
     c.expect("be kind");
     c.expect("no tricks");
     c.expect("Choose a nickname (up to 16 characters):");

@@ -65,7 +65,7 @@ fn literal(s: &str) -> (Vec<u8>, &str) {
         let digits: String = chars.take(n).map(|(_, c)| c).collect();
         u32::from_str_radix(&digits, 16).expect("hex")
     };
-    let mut push = |out: &mut Vec<u8>, code: u32| {
+    let push = |out: &mut Vec<u8>, code: u32| {
         if bytes {
             out.push(u8::try_from(code).expect("byte"));
         } else {
@@ -102,7 +102,7 @@ fn literal(s: &str) -> (Vec<u8>, &str) {
 fn decode(input: &[u8], chunk: usize) -> (Vec<String>, Vec<u8>, usize) {
     let mut decoder = Decoder::new(512, true);
     let (mut lines, mut replies, mut too_long) = (Vec::new(), Vec::new(), 0);
-    let mut keep = |raw: &[u8], lines: &mut Vec<String>| {
+    let keep = |raw: &[u8], lines: &mut Vec<String>| {
         let line = sanitize::clean(raw);
         if !line.is_empty() {
             lines.push(line);
@@ -162,12 +162,16 @@ fn server_relays_the_corpus_clean() {
         }
         assert_eq!(observer.line(), "* sender left", "{}", case.why);
         // What the sender got back: telnet replies first, then any notice.
-        let mut back = sender.bytes(case.reply.len());
+        let back = sender.bytes(case.reply.len());
         assert_eq!(back, case.reply, "{}", case.why);
         for _ in 0..case.too_long {
-            assert_eq!(sender.line(), "! line too long (max 512 bytes)", "{}", case.why);
+            assert_eq!(
+                sender.line(),
+                "! line too long (max 512 bytes)",
+                "{}",
+                case.why
+            );
         }
-        back.clear();
         sender.expect_closed();
     }
 }

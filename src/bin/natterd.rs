@@ -72,8 +72,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let mut listeners = Vec::new();
         for &addr in &config.server.listen {
-            let listener = natter::server::bind(addr)
-                .with_context(|| format!("cannot listen on {addr}"))?;
+            let listener =
+                natter::server::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
         natter::server::run(listeners, config, std::future::pending()).await;

@@ -73,7 +73,10 @@ impl Daemon {
                 other => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("natterd did not start ({other:?}):\n{}", log.lock().unwrap());
+                    panic!(
+                        "natterd did not start ({other:?}):\n{}",
+                        log.lock().unwrap()
+                    );
                 }
             }
         }
@@ -99,7 +102,11 @@ impl Daemon {
     pub fn wait_log(&self, needle: &str) {
         let deadline = Instant::now() + TIMEOUT;
         while !self.log().contains(needle) {
-            assert!(Instant::now() < deadline, "log never said {needle:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
