@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::codec::{Decoder, Event, TELNET_HELLO};
 use crate::command::{self, Command};
@@ -150,7 +150,7 @@ impl Session {
     async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
         let (mut reader, mut writer) = stream.split();
         let mut input = vec![0; READ_CHUNK];
-        let mut output = Vec::with_capacity(WRITE_CHUNK);
+        let mut output = Vec::new();
         let mut written = 0;
         let mut flush_deadline = None;
         loop {
@@ -264,7 +264,7 @@ impl Session {
                 self.nick = Some(nick);
             }
             Err(reason) => {
-                debug!(%reason, "nickname refused");
+                info!(%reason, "nickname refused");
                 self.error(format_args!("{reason}: {line}"));
                 self.prompt();
             }
