@@ -70,12 +70,7 @@ fn nicknames_are_sanitized_before_anyone_sees_them() {
 #[test]
 fn group_messages_reach_everyone_else_once() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
-    let mut c = d.login("carol");
-    a.expect("* carol joined");
-    b.expect("* carol joined");
+    let [mut a, mut b, mut c] = d.room(["alice", "bob", "carol"]);
     a.say("hello all");
     a.say("   ");
     a.say("");
@@ -92,12 +87,7 @@ fn group_messages_reach_everyone_else_once() {
 #[test]
 fn private_messages() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("Bob");
-    a.expect("* Bob joined");
-    let mut c = d.login("carol");
-    a.expect("* carol joined");
-    b.expect("* carol joined");
+    let [mut a, mut b, mut c] = d.room(["alice", "Bob", "carol"]);
     a.say("@bob psst, hello");
     b.expect("[alice -> Bob] psst, hello");
     a.expect("[alice -> Bob] psst, hello");
@@ -114,9 +104,7 @@ fn private_messages() {
 #[test]
 fn list_help_and_unknown_commands() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     b.say("/i");
     b.line();
     a.say("/ls");
@@ -139,9 +127,7 @@ fn list_help_and_unknown_commands() {
 #[test]
 fn ignore_mode() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     b.say("/i");
     b.expect("* ignore mode on: you no longer receive group messages (/i to leave it)");
     a.say("not for bob");
@@ -169,9 +155,7 @@ fn ignore_mode() {
 #[test]
 fn quit_says_goodbye_and_closes() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     b.say("/quit");
     b.expect("* bye, bob");
     b.expect_closed();
@@ -211,12 +195,7 @@ fn leaving_for_any_reason_is_announced() {
 #[test]
 fn lines_from_one_sender_arrive_in_order() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
-    let mut c = d.login("carol");
-    a.expect("* carol joined");
-    b.expect("* carol joined");
+    let [mut a, mut b, mut c] = d.room(["alice", "bob", "carol"]);
     let burst: String = (0..300).map(|i| format!("message {i}\n")).collect();
     a.send(burst);
     for i in 0..300 {
@@ -229,15 +208,7 @@ fn lines_from_one_sender_arrive_in_order() {
 fn ten_users_at_once() {
     let d = Daemon::start();
     let nicks: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
-    let mut clients = Vec::new();
-    for (i, nick) in nicks.iter().enumerate() {
-        let c = d.login(nick);
-        for earlier in &mut clients[..i] {
-            let earlier: &mut common::Client = earlier;
-            earlier.expect(&format!("* {nick} joined"));
-        }
-        clients.push(c);
-    }
+    let mut clients = d.room(std::array::from_fn::<_, 10, _>(|i| nicks[i].as_str()));
     std::thread::scope(|s| {
         for (i, c) in clients.iter_mut().enumerate() {
             let nicks = &nicks;
@@ -267,13 +238,10 @@ fn timestamps_go_on_chat_and_system_lines_only() {
     a.expect_greeting();
     a.say("alice");
     let stamp = |line: &str| -> String {
-        let b = line.as_bytes();
-        assert!(
-            b.len() > 11 && b[0] == b'[' && b[3] == b':' && b[6] == b':' && &b[9..11] == b"] ",
-            "no timestamp on {line:?}"
-        );
-        assert!(b[1..9].iter().all(|c| c.is_ascii_digit() || *c == b':'));
-        line[11..].to_owned()
+        let rest = common::unstamp(line);
+        assert_eq!(rest.len() + 11, line.len(), "no timestamp on {line:?}");
+        assert!(line[1..9].bytes().all(|c| c.is_ascii_digit() || c == b':'));
+        rest.to_owned()
     };
     assert!(stamp(&a.line()).starts_with("* welcome, alice!"));
     let mut b = d.login("bob");
@@ -292,9 +260,7 @@ fn timestamps_go_on_chat_and_system_lines_only() {
 #[test]
 fn long_lines_are_refused_whole() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     a.say(&"x".repeat(512));
     b.expect(&format!("<alice> {}", "x".repeat(512)));
     a.say(&"y".repeat(513));

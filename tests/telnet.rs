@@ -30,9 +30,7 @@ fn are_you_there_is_answered_at_most_once_a_second() {
 #[test]
 fn line_ends_split_across_reads() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     // Each piece is sent only once the previous one took effect, so each arrives in a read
     // of its own; a bare CR must end its line without waiting for the next byte.
     for (part, want) in [
@@ -52,9 +50,7 @@ fn line_ends_split_across_reads() {
 #[test]
 fn ctrl_c_in_telnet_gets_its_timing_mark_and_output_goes_on() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     // inetutils telnet's Ctrl-C: IAC IP IAC DO TM. It shows nothing until WONT TM arrives.
     a.send(b"\xff\xf4\xff\xfd\x06");
     assert_eq!(a.bytes(3), b"\xff\xfc\x06");
@@ -67,9 +63,7 @@ fn hostile_bytes_leave_other_screens_clean() {
     let d = Daemon::with_config(
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[chat]\ntimestamps = false\nmax_line_bytes = 4096\n",
     );
-    let mut watcher = d.login("watcher");
-    let mut evil = d.login("evil");
-    watcher.expect("* evil joined");
+    let [mut watcher, mut evil] = d.room(["watcher", "evil"]);
     // A fixed pseudo-random stream, heavy in the bytes that matter.
     let mut state: u32 = 12345;
     let mut next = move || {
@@ -114,9 +108,7 @@ fn hostile_bytes_leave_other_screens_clean() {
 #[test]
 fn a_megabyte_without_a_line_end_is_refused_once() {
     let d = Daemon::start();
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     let junk = vec![b'z'; 1 << 20];
     a.send(&junk);
     a.send(b"\nafter\n");
@@ -131,9 +123,7 @@ fn a_client_that_never_reads_is_dropped_without_hurting_others() {
     let d = Daemon::with_config(
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[chat]\ntimestamps = false\nmax_line_bytes = 65536\n[limits]\nsend_queue_bytes = 65536\n",
     );
-    let mut a = d.login("alice");
-    let mut b = d.login("bob");
-    a.expect("* bob joined");
+    let [mut a, mut b] = d.room(["alice", "bob"]);
     let stuck = d.login("stuck");
     a.expect("* stuck joined");
     b.expect("* stuck joined");

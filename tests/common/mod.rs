@@ -116,6 +116,23 @@ impl Daemon {
         Client::connect(self.addr())
     }
 
+    /// Logs in each nickname in turn; everyone already in reads each later join line.
+    pub fn room<const N: usize>(&self, nicks: [&str; N]) -> [Client; N] {
+        let mut clients: Vec<Client> = Vec::new();
+        for nick in nicks {
+            let client = self.login(nick);
+            let joined = format!("* {nick} joined");
+            for earlier in &mut clients {
+                assert_eq!(unstamp(&earlier.line()), joined);
+            }
+            clients.push(client);
+        }
+        match clients.try_into() {
+            Ok(room) => room,
+            Err(_) => unreachable!("one client per nickname"),
+        }
+    }
+
     /// A connection that read the hello, banner and prompt and is logged in as `nick`.
     pub fn login(&self, nick: &str) -> Client {
         let mut c = self.connect();
