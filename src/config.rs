@@ -7,13 +7,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
 /// The whole configuration, one field per table of natter.toml.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`: where to listen and how to greet.
@@ -22,10 +22,12 @@ pub struct Config {
     pub chat: Chat,
     /// `[limits]`: bounds on what one connection may cost.
     pub limits: Limits,
+    /// `[admin]`: the operators' control socket.
+    pub admin: Admin,
 }
 
 /// The `[server]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     /// Addresses to accept chat connections on.
@@ -50,7 +52,7 @@ impl Default for Server {
 }
 
 /// The `[chat]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Chat {
     /// Prefix chat and `*` lines with `[HH:MM:SS] `.
@@ -72,7 +74,7 @@ impl Default for Chat {
 }
 
 /// The `[limits]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Bytes of output that may wait for one client before it is dropped as too slow.
@@ -84,6 +86,33 @@ impl Default for Limits {
         Limits {
             send_queue_bytes: 256 * 1024,
         }
+    }
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Path of the Unix socket natterctl talks to; unset picks a per-user default (see
+    /// [`crate::admin::default_socket_path`]).
+    pub socket: Option<PathBuf>,
+    /// Permissions of the socket: "0600" (owner only) or "0660" (owner and group).
+    pub mode: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            socket: None,
+            mode: "0600".to_owned(),
+        }
+    }
+}
+
+impl Admin {
+    /// The socket's permission bits.
+    pub fn mode_bits(&self) -> u32 {
+        if self.mode == "0660" { 0o660 } else { 0o600 }
     }
 }
 
@@ -215,8 +244,70 @@ impl Config {
             "limits.send_queue_bytes",
             "must be from 8192 to 67108864",
         );
+        check(
+            matches!(self.admin.mode.as_str(), "0600" | "0660"),
+            "admin.mode",
+            "must be \"0600\" or \"0660\"",
+        );
+        if let Some(socket) = &self.admin.socket {
+            check(
+                socket.is_absolute(),
+                "admin.socket",
+                "must be an absolute path",
+            );
+        }
         out
     }
+}
+
+/// Keys that only take effect at a restart: a reload reports them and keeps the old value.
+pub const RESTART_KEYS: &[&str] = &["server.listen", "admin.socket", "admin.mode"];
+
+impl Config {
+    /// Dotted keys whose values differ between `self` and `other`, in order.
+    pub fn changed_keys(&self, other: &Config) -> Vec<String> {
+        let (a, b) = (flatten(self), flatten(other));
+        let mut keys: Vec<String> = a
+            .iter()
+            .chain(&b)
+            .filter(|(key, _)| a.get(*key) != b.get(*key))
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// `self` with the restart-only keys taken from `running`.
+    pub fn keeping_restart_keys(mut self, running: &Config) -> Config {
+        self.server.listen.clone_from(&running.server.listen);
+        self.admin = running.admin.clone();
+        self
+    }
+}
+
+/// Every leaf of the config as (dotted key, TOML value).
+fn flatten(config: &Config) -> std::collections::BTreeMap<String, toml::Value> {
+    fn walk(
+        prefix: &str,
+        table: &toml::Table,
+        out: &mut std::collections::BTreeMap<String, toml::Value>,
+    ) {
+        for (key, value) in table {
+            let path = join(prefix, key);
+            match value {
+                toml::Value::Table(inner) => walk(&path, inner, out),
+                leaf => {
+                    out.insert(path, leaf.clone());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(table) = toml::Table::try_from(config) {
+        walk("", &table, &mut out);
+    }
+    out
 }
 
 /// The innermost entry whose key or value covers `at`: (dotted key, span of its key).
@@ -307,6 +398,9 @@ max_nick_len = 20
 max_line_bytes = 1024
 [limits]
 send_queue_bytes = 65536
+[admin]
+socket = "/run/natter/admin.sock"
+mode = "0660"
 "#;
         let c = parse(text, "x.toml").unwrap();
         assert_eq!(c.server.listen.len(), 2);
@@ -317,6 +411,11 @@ send_queue_bytes = 65536
         assert_eq!(c.chat.max_nick_len, 20);
         assert_eq!(c.chat.max_line_bytes, 1024);
         assert_eq!(c.limits.send_queue_bytes, 65536);
+        assert_eq!(
+            c.admin.socket.as_deref(),
+            Some(Path::new("/run/natter/admin.sock"))
+        );
+        assert_eq!(c.admin.mode_bits(), 0o660);
     }
 
     #[test]
@@ -351,6 +450,23 @@ send_queue_bytes = 65536
                 "r.toml:5: server.listen: needs at least one address",
             ]
         );
+    }
+
+    #[test]
+    fn changed_keys_are_listed() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.server.motd = Some("hi".into());
+        new.server
+            .listen
+            .push(SocketAddr::from(([127, 0, 0, 1], 1)));
+        new.chat.timestamps = false;
+        assert_eq!(
+            old.changed_keys(&new),
+            ["chat.timestamps", "server.listen", "server.motd"]
+        );
+        let kept = new.keeping_restart_keys(&old);
+        assert_eq!(old.changed_keys(&kept), ["chat.timestamps", "server.motd"]);
     }
 
     #[test]

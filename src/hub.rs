@@ -6,13 +6,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::admin::proto::Connection;
+use crate::config::Config;
 use crate::format::Formatter;
 use crate::nick::{self, NickError};
-use crate::outbox::Outbox;
+use crate::outbox::{Close, Outbox};
+use crate::stats::{Meter, get};
 
 /// Identifies one connection for its whole life.
 pub type ClientId = u64;
@@ -21,7 +25,8 @@ pub type ClientId = u64;
 #[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
-    format: Formatter,
+    /// The configuration in force; a reload swaps it.
+    config: RwLock<Arc<Config>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,14 +35,17 @@ struct State {
     /// Nickname key ([`nick::key`]) to its owner, for logged-in clients only.
     nicks: HashMap<String, ClientId>,
     next_id: ClientId,
+    /// Most users online at once.
+    peak: usize,
 }
 
 #[derive(Debug)]
 struct Client {
     nick: Option<Arc<str>>,
-    #[allow(dead_code)] // read by the admin listing
     peer: SocketAddr,
+    since: SystemTime,
     outbox: Arc<Outbox>,
+    meter: Arc<Meter>,
     ignoring: bool,
 }
 
@@ -59,28 +67,43 @@ pub struct Member {
 }
 
 impl Hub {
-    /// An empty room whose lines are built by `format`.
-    pub fn new(format: Formatter) -> Hub {
+    /// An empty room run with `config`.
+    pub fn new(config: Config) -> Hub {
         Hub {
             state: Mutex::default(),
-            format,
+            config: RwLock::new(Arc::new(config)),
         }
     }
 
-    /// How lines for this room are formatted.
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `config` in force for everything from now on.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// How lines are formatted now.
     pub fn format(&self) -> Formatter {
-        self.format
+        Formatter::new(self.config().chat.timestamps)
     }
 
     /// Registers a new connection that has not chosen a nickname yet.
-    pub fn connect(&self, peer: SocketAddr, outbox: Arc<Outbox>) -> ClientId {
+    pub fn connect(&self, peer: SocketAddr, outbox: Arc<Outbox>, meter: Arc<Meter>) -> ClientId {
         let mut state = self.lock();
         state.next_id += 1;
         let id = state.next_id;
         let client = Client {
             nick: None,
             peer,
+            since: SystemTime::now(),
             outbox,
+            meter,
             ignoring: false,
         };
         state.clients.insert(id, client);
@@ -91,6 +114,7 @@ impl Hub {
     /// and everyone else `* nick joined`, all in one step so nobody sees a half-joined user.
     pub fn login(&self, id: ClientId, nick: &str) -> Result<Arc<str>, NickError> {
         let key = nick::key(nick);
+        let format = self.format();
         let mut state = self.lock();
         if state.nicks.contains_key(&key) {
             return Err(NickError::Taken);
@@ -102,11 +126,12 @@ impl Hub {
         client.nick = Some(nick.clone());
         state.nicks.insert(key, id);
         let online = state.nicks.len();
+        state.peak = state.peak.max(online);
         let users = if online == 1 { "user" } else { "users" };
-        let welcome = self.format.system(format_args!(
+        let welcome = format.system(format_args!(
             "welcome, {nick}! {online} {users} online; /h shows help"
         ));
-        let joined = self.format.system(format_args!("{nick} joined"));
+        let joined = format.system(format_args!("{nick} joined"));
         for (&other, client) in &state.clients {
             if other == id {
                 client.outbox.push(welcome.clone());
@@ -140,6 +165,7 @@ impl Hub {
         to: &str,
         text: &str,
     ) -> Result<(), NoSuchUser> {
+        let format = self.format();
         let state = self.lock();
         let target = state
             .nicks
@@ -149,7 +175,7 @@ impl Hub {
             return Err(NoSuchUser);
         };
         let to_nick = target.nick.as_deref().unwrap_or(to);
-        let line = self.format.private(from_nick, to_nick, text);
+        let line = format.private(from_nick, to_nick, text);
         target.outbox.push(line.clone());
         if target_id != from
             && let Some(sender) = state.clients.get(&from)
@@ -192,16 +218,99 @@ impl Hub {
     /// Removes `id`. If it was logged in, everyone else gets `* nick left`. Calling it again
     /// for the same id does nothing.
     pub fn leave(&self, id: ClientId) -> Option<Arc<str>> {
+        let left = |nick: &str| self.format().system(format_args!("{nick} left"));
+        self.remove(id, left)
+    }
+
+    /// Removes a logged-in user and tells everyone else with the line `announce` builds.
+    fn remove(&self, id: ClientId, announce: impl Fn(&str) -> Bytes) -> Option<Arc<str>> {
         let mut state = self.lock();
         let nick = state.clients.remove(&id)?.nick?;
         state.nicks.remove(&nick::key(&nick));
-        let left = self.format.system(format_args!("{nick} left"));
+        let line = announce(&nick);
         for client in state.clients.values() {
             if client.nick.is_some() {
-                client.outbox.push(left.clone());
+                client.outbox.push(line.clone());
             }
         }
         Some(nick)
+    }
+
+    /// Disconnects the user named `nick`: they get `! you were kicked[: reason]` as their last
+    /// line, everyone else `* nick was kicked[ (reason)]`.
+    pub fn kick(&self, nick: &str, reason: Option<&str>) -> Result<Arc<str>, NoSuchUser> {
+        let id = *self.lock().nicks.get(&nick::key(nick)).ok_or(NoSuchUser)?;
+        let format = self.format();
+        let (notice, suffix) = match reason {
+            Some(reason) => (
+                Formatter::error(format_args!("you were kicked: {reason}")),
+                format!(" ({reason})"),
+            ),
+            None => (
+                Formatter::error(format_args!("you were kicked")),
+                String::new(),
+            ),
+        };
+        let announce = |nick: &str| format.system(format_args!("{nick} was kicked{suffix}"));
+        let mut state = self.lock();
+        // Look again under this lock: the user may have left in between.
+        let client = state.clients.get_mut(&id).ok_or(NoSuchUser)?;
+        client.outbox.push(notice);
+        client.outbox.close(Close::Kicked);
+        drop(state);
+        self.remove(id, announce).ok_or(NoSuchUser)
+    }
+
+    /// Sends `* [server] text` to every logged-in user, ignore mode or not; returns how many.
+    pub fn wall(&self, text: &str) -> usize {
+        let line = self.format().system(format_args!("[server] {text}"));
+        let state = self.lock();
+        let mut count = 0;
+        for client in state.clients.values().filter(|c| c.nick.is_some()) {
+            client.outbox.push(line.clone());
+            count += 1;
+        }
+        count
+    }
+
+    /// Gives every connection `line` as its last and closes it.
+    pub fn close_all(&self, line: &Bytes) {
+        let state = self.lock();
+        for client in state.clients.values() {
+            client.outbox.push(line.clone());
+            client.outbox.close(Close::Shutdown);
+        }
+    }
+
+    /// Every connection, for `natterctl list`, ordered by id.
+    pub fn connections(&self) -> Vec<Connection> {
+        let state = self.lock();
+        let mut list: Vec<Connection> = state
+            .clients
+            .iter()
+            .map(|(&id, c)| Connection {
+                id,
+                nick: c.nick.as_deref().map(str::to_owned),
+                peer: c.peer.to_string(),
+                since: chrono::DateTime::<chrono::Utc>::from(c.since)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                idle_secs: c.meter.idle().as_secs(),
+                ignoring: c.ignoring,
+                lines: get(&c.meter.lines),
+                bytes_in: get(&c.meter.bytes_in),
+                bytes_out: get(&c.meter.bytes_out),
+                queue_bytes: c.outbox.depth() as u64,
+            })
+            .collect();
+        drop(state);
+        list.sort_by_key(|c| c.id);
+        list
+    }
+
+    /// (logged-in users, most ever at once, open connections).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.lock();
+        (state.nicks.len(), state.peak, state.clients.len())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -216,7 +325,8 @@ mod tests {
 
     fn user(hub: &Hub, nick: &str) -> (ClientId, Arc<Outbox>) {
         let outbox = Arc::new(Outbox::new(1 << 16));
-        let id = hub.connect(([127, 0, 0, 1], 1).into(), outbox.clone());
+        let meter = Arc::default();
+        let id = hub.connect(([127, 0, 0, 1], 1).into(), outbox.clone(), meter);
         hub.login(id, nick).unwrap();
         (id, outbox)
     }
@@ -229,7 +339,9 @@ mod tests {
 
     #[test]
     fn join_say_whisper_leave() {
-        let hub = Hub::new(Formatter::new(false));
+        let mut config = Config::default();
+        config.chat.timestamps = false;
+        let hub = Hub::new(config);
         let (a, ao) = user(&hub, "alice");
         assert_eq!(
             take(&ao),
@@ -261,5 +373,28 @@ mod tests {
         assert_eq!(hub.leave(b), None);
         assert_eq!(take(&ao), "* Bob left\r\n");
         assert_eq!(hub.members().len(), 1);
+    }
+
+    #[test]
+    fn kick_wall_and_close_all() {
+        let mut config = Config::default();
+        config.chat.timestamps = false;
+        let hub = Hub::new(config);
+        let (_, ao) = user(&hub, "alice");
+        let (b, bo) = user(&hub, "bob");
+        hub.toggle_ignore(b);
+        take(&ao);
+        take(&bo);
+        assert_eq!(hub.wall("hi"), 2);
+        assert_eq!(take(&bo), "* [server] hi\r\n");
+        assert_eq!(hub.kick("BOB", Some("spam")).as_deref(), Ok("bob"));
+        assert_eq!(take(&bo), "! you were kicked: spam\r\n");
+        assert_eq!(bo.closing(), Some(Close::Kicked));
+        assert_eq!(take(&ao), "* [server] hi\r\n* bob was kicked (spam)\r\n");
+        assert_eq!(hub.kick("bob", None), Err(NoSuchUser));
+        assert_eq!(hub.counts(), (1, 2, 1));
+        hub.close_all(&Bytes::from_static(b"bye\r\n"));
+        assert_eq!(take(&ao), "bye\r\n");
+        assert_eq!(ao.closing(), Some(Close::Shutdown));
     }
 }

@@ -9,14 +9,19 @@
 //! - [`hub`] holds who is online and fans lines out to their [`outbox`]es, built by
 //!   [`format`].
 //!
-//! [`config`] reads natter.toml. The binaries `natterd` and `natterctl` are thin wrappers.
+//! Around them: [`config`] reads natter.toml; [`daemon`] holds what the whole server shares
+//! (room, counters, reload, the shutdown switch); [`admin`] serves natterctl over a Unix
+//! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts.
+//! The binaries `natterd` and `natterctl` are thin wrappers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod codec;
 pub mod command;
 pub mod config;
+pub mod daemon;
 pub mod format;
 pub mod hub;
 pub mod nick;
@@ -24,3 +29,5 @@ pub mod outbox;
 pub mod sanitize;
 pub mod server;
 pub mod session;
+pub mod signals;
+pub mod stats;

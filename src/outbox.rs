@@ -23,6 +23,16 @@ struct Inner {
     queue: VecDeque<Bytes>,
     bytes: usize,
     aborted: bool,
+    closing: Option<Close>,
+}
+
+/// Why the server ends a connection after its queued lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// An operator kicked the user.
+    Kicked,
+    /// The server is shutting down.
+    Shutdown,
 }
 
 impl Outbox {
@@ -39,7 +49,7 @@ impl Outbox {
     /// client is cut off, as it was already if an earlier push failed.
     pub fn push(&self, line: Bytes) -> bool {
         let mut inner = self.lock();
-        if inner.aborted {
+        if inner.aborted || inner.closing.is_some() {
             return false;
         }
         if inner.bytes + line.len() > self.limit {
@@ -71,6 +81,22 @@ impl Outbox {
             inner.bytes -= line.len();
             buf.extend_from_slice(&line);
         }
+    }
+
+    /// Ends the connection once what is queued now has been written; later pushes are
+    /// refused. The first reason given sticks.
+    pub fn close(&self, why: Close) {
+        let mut inner = self.lock();
+        if inner.closing.is_none() {
+            inner.closing = Some(why);
+        }
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Set once [`Outbox::close`] was called.
+    pub fn closing(&self) -> Option<Close> {
+        self.lock().closing
     }
 
     /// Whether the client was cut off because its queue overflowed.
@@ -112,6 +138,17 @@ mod tests {
         o.drain_into(&mut buf, 1000);
         assert_eq!(buf, b"one\r\ntwo\r\nthree\r\n");
         assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn close_keeps_what_is_queued_and_refuses_more() {
+        let o = Outbox::new(100);
+        assert!(o.push(Bytes::from_static(b"last\r\n")));
+        o.close(Close::Kicked);
+        o.close(Close::Shutdown);
+        assert!(!o.push(Bytes::from_static(b"more\r\n")));
+        assert_eq!(o.closing(), Some(Close::Kicked));
+        assert_eq!(o.depth(), 6);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +19,13 @@ use tracing::{info, warn};
 use crate::codec::{Decoder, Event, TELNET_HELLO};
 use crate::command::{self, Command};
 use crate::config::Config;
+use crate::daemon::Daemon;
 use crate::format::{self, Formatter};
-use crate::hub::{ClientId, Hub};
+use crate::hub::ClientId;
 use crate::nick;
-use crate::outbox::Outbox;
+use crate::outbox::{Close, Outbox};
 use crate::sanitize;
+use crate::stats::{Meter, add};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 2048;
@@ -30,6 +33,8 @@ const READ_CHUNK: usize = 2048;
 const WRITE_CHUNK: usize = 16 * 1024;
 /// How long a leaving client gets to take its last lines.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing connection keeps reading (and discarding) so the close is clean.
+const LINGER: Duration = Duration::from_secs(1);
 /// `/ls` names at most this many bytes of nicknames, then counts the rest.
 const LIST_MAX_BYTES: usize = 2000;
 /// Answers to telnet's "are you there" come at most this often.
@@ -46,6 +51,19 @@ enum Leave {
     Error(io::Error),
     /// Stopped reading until its outbox overflowed.
     SendQueueFull,
+    /// An operator kicked them.
+    Kicked,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl From<Close> for Leave {
+    fn from(close: Close) -> Leave {
+        match close {
+            Close::Kicked => Leave::Kicked,
+            Close::Shutdown => Leave::Shutdown,
+        }
+    }
 }
 
 impl Leave {
@@ -55,44 +73,52 @@ impl Leave {
             Leave::Closed => "closed",
             Leave::Error(_) => "error",
             Leave::SendQueueFull => "send queue full",
+            Leave::Kicked => "kicked",
+            Leave::Shutdown => "shutdown",
         }
     }
 }
 
 /// Serves one accepted connection until the client leaves.
-pub async fn run(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>, config: Arc<Config>) {
+pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>) {
     let started = Instant::now();
+    // Settings read at connect hold for the whole connection; a reload affects new ones.
+    let config = daemon.hub.config();
     let outbox = Arc::new(Outbox::new(config.limits.send_queue_bytes));
-    let id = hub.connect(peer, outbox.clone());
+    let meter = Arc::new(Meter::default());
+    let id = daemon.hub.connect(peer, outbox.clone(), meter.clone());
     let mut session = Session {
         id,
-        format: hub.format(),
         decoder: Decoder::new(config.chat.max_line_bytes, config.server.telnet_binary),
-        hub,
+        daemon,
         config,
         outbox,
+        meter,
         nick: None,
         leaving: None,
         last_ayt: None,
     };
     session.greet();
     let leave = session.serve(stream).await;
-    session.hub.leave(id);
+    session.daemon.hub.leave(id);
+    if let Leave::SendQueueFull = leave {
+        add(&session.daemon.stats.dropped_send_queue, 1);
+    }
     let secs = started.elapsed().as_secs_f32();
     let nick = session.nick.as_deref().unwrap_or("-");
     match &leave {
         Leave::Error(e) => info!(nick, reason = leave.as_str(), error = %e, secs, "left"),
-        Leave::SendQueueFull => warn!(nick, reason = leave.as_str(), secs, "left"),
+        Leave::SendQueueFull | Leave::Kicked => warn!(nick, reason = leave.as_str(), secs, "left"),
         _ => info!(nick, reason = leave.as_str(), secs, "left"),
     }
 }
 
 struct Session {
     id: ClientId,
-    hub: Arc<Hub>,
+    daemon: Arc<Daemon>,
     config: Arc<Config>,
-    format: Formatter,
     outbox: Arc<Outbox>,
+    meter: Arc<Meter>,
     decoder: Decoder,
     /// Set once logged in.
     nick: Option<Arc<str>>,
@@ -140,7 +166,10 @@ impl Session {
 
     async fn serve(&mut self, mut stream: TcpStream) -> Leave {
         let leave = self.pump(&mut stream).await;
-        if matches!(leave, Leave::Quit | Leave::Closed) {
+        if matches!(
+            leave,
+            Leave::Quit | Leave::Closed | Leave::Kicked | Leave::Shutdown
+        ) {
             linger(&mut stream).await;
         }
         leave
@@ -156,6 +185,11 @@ impl Session {
         loop {
             if self.outbox.is_aborted() {
                 return Leave::SendQueueFull;
+            }
+            if self.leaving.is_none()
+                && let Some(close) = self.outbox.closing()
+            {
+                self.leaving = Some(close.into());
             }
             if written == output.len() {
                 output.clear();
@@ -174,13 +208,19 @@ impl Session {
             }
             tokio::select! {
                 res = writer.write(&output[written..]), if !idle => match res {
-                    Ok(n) => written += n,
+                    Ok(n) => {
+                        written += n;
+                        self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
+                    }
                     Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
                 },
                 () = self.outbox.changed() => {}
                 res = reader.read(&mut input), if reading => match res {
                     Ok(0) => self.end_of_input(),
-                    Ok(n) => self.input(&input[..n]),
+                    Ok(n) => {
+                        self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
+                        self.input(&input[..n]);
+                    }
                     Err(e) => return io_leave(e),
                 },
                 () = sleep_until(flush_deadline) => {
@@ -188,6 +228,11 @@ impl Session {
                 }
             }
         }
+    }
+
+    fn count(&self, mine: &AtomicU64, total: &AtomicU64, n: usize) {
+        add(mine, n as u64);
+        add(total, n as u64);
     }
 
     fn input(&mut self, mut data: &[u8]) {
@@ -237,11 +282,12 @@ impl Session {
 
     /// Stops reading and leaves the room; what is queued still goes out.
     fn leave(&mut self, leave: Leave) {
-        self.hub.leave(self.id);
+        self.daemon.hub.leave(self.id);
         self.leaving = Some(leave);
     }
 
     fn line(&mut self, line: &str) {
+        self.meter.line();
         match self.nick.clone() {
             None => self.choose_nick(line),
             Some(_) if line.is_empty() => {}
@@ -257,7 +303,7 @@ impl Session {
             return self.leave(Leave::Quit);
         }
         let result = nick::validate(line, self.config.chat.max_nick_len)
-            .and_then(|()| self.hub.login(self.id, line));
+            .and_then(|()| self.daemon.hub.login(self.id, line));
         match result {
             Ok(nick) => {
                 info!(nick = &*nick, "login");
@@ -272,18 +318,20 @@ impl Session {
     }
 
     fn command(&mut self, nick: &str, line: &str) {
+        let hub = &self.daemon.hub;
+        let relayed = &self.daemon.stats.lines_relayed;
         match command::parse(line) {
             Command::Say(text) => {
-                let msg = self.format.group(nick, text);
-                if self.hub.say(self.id, &msg).is_err() {
-                    self.error(format_args!("you are in ignore mode (/i to leave it)"));
+                let msg = hub.format().group(nick, text);
+                match hub.say(self.id, &msg) {
+                    Ok(()) => add(relayed, 1),
+                    Err(_) => self.error(format_args!("you are in ignore mode (/i to leave it)")),
                 }
             }
-            Command::Whisper { to, text } => {
-                if self.hub.whisper(self.id, nick, to, text).is_err() {
-                    self.error(format_args!("no such user: {to}"));
-                }
-            }
+            Command::Whisper { to, text } => match hub.whisper(self.id, nick, to, text) {
+                Ok(()) => add(relayed, 1),
+                Err(_) => self.error(format_args!("no such user: {to}")),
+            },
             Command::WhisperUsage => self.error(format_args!("usage: @nick message")),
             Command::List => self.list(),
             Command::Help => {
@@ -292,15 +340,15 @@ impl Session {
                 }
             }
             Command::ToggleIgnore => {
-                let line = if self.hub.toggle_ignore(self.id) {
+                let line = if hub.toggle_ignore(self.id) {
                     "ignore mode on: you no longer receive group messages (/i to leave it)"
                 } else {
                     "ignore mode off: you receive group messages again"
                 };
-                self.send(self.format.system(format_args!("{line}")));
+                self.send(hub.format().system(format_args!("{line}")));
             }
             Command::Quit => {
-                self.send(self.format.system(format_args!("bye, {nick}")));
+                self.send(hub.format().system(format_args!("bye, {nick}")));
                 self.leave(Leave::Quit);
             }
             Command::Unknown(word) => {
@@ -310,7 +358,8 @@ impl Session {
     }
 
     fn list(&self) {
-        let members = self.hub.members();
+        let members = self.daemon.hub.members();
+        let format = self.daemon.hub.format();
         let mut names = String::new();
         let mut shown = 0;
         for member in &members {
@@ -329,10 +378,9 @@ impl Session {
         let more = members.len() - shown;
         let count = members.len();
         let line = if more > 0 {
-            self.format
-                .system(format_args!("{count} online: {names}, and {more} more"))
+            format.system(format_args!("{count} online: {names}, and {more} more"))
         } else {
-            self.format.system(format_args!("{count} online: {names}"))
+            format.system(format_args!("{count} online: {names}"))
         };
         self.send(line);
     }
@@ -344,7 +392,7 @@ impl Session {
 async fn linger(stream: &mut TcpStream) {
     let _ = stream.shutdown().await;
     let mut sink = [0; 1024];
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + LINGER;
     for _ in 0..64 {
         match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
             Ok(Ok(n)) if n > 0 => {}

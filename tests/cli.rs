@@ -4,15 +4,16 @@ mod common;
 
 use std::process::{Command, Output};
 
+use common::text;
+
+/// Runs natterd with its default admin socket inside a temp dir of its own.
 fn natterd(args: &[&str]) -> Output {
+    let runtime = tempfile::tempdir().expect("temp dir");
     Command::new(env!("CARGO_BIN_EXE_natterd"))
         .args(args)
+        .env("RUNTIME_DIRECTORY", runtime.path())
         .output()
         .expect("run natterd")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -91,13 +92,4 @@ fn listen_flag_overrides_the_config_and_busy_ports_are_reported() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains(&format!("cannot listen on {busy}")), "{err}");
-}
-
-#[test]
-fn natterctl_says_not_yet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_natterctl"))
-        .output()
-        .expect("run natterctl");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not yet"));
 }

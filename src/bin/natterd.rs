@@ -1,13 +1,19 @@
 //! natterd: the chat daemon. Parses arguments, loads the configuration, starts logging,
-//! binds the listeners and hands them to [`natter::server::run`].
+//! binds the admin socket and the listeners, and hands them to the library until shutdown.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::Parser;
 use natter::config::{self, Config};
+use natter::daemon::Daemon;
+use natter::{admin, server, signals};
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 /// Plain-text chat for telnet and nc clients.
@@ -45,8 +51,9 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    if !args.listen.is_empty() {
-        config.server.listen = args.listen;
+    let listen_override = args.listen;
+    if !listen_override.is_empty() {
+        config.server.listen.clone_from(&listen_override);
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -54,7 +61,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match serve(config) {
+    match serve(config, args.config, listen_override) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("natterd: {e:#}");
@@ -63,20 +70,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
-    use anyhow::Context;
+fn serve(
+    config: Config,
+    source: Option<PathBuf>,
+    listen_override: Vec<SocketAddr>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
+        let signals = signals::listen().context("cannot install signal handlers")?;
+        // The admin socket first: it is what tells us another natterd is running.
+        let admin = admin::bind(&admin::socket_path(&config), config.admin.mode_bits())?;
         let mut listeners = Vec::new();
         for &addr in &config.server.listen {
             let listener =
-                natter::server::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+                server::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
-        natter::server::run(listeners, config, std::future::pending()).await;
+        let bound = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        info!(path = %admin.path().display(), "admin socket ready");
+        let daemon = Arc::new(Daemon::new(config, source, listen_override, bound));
+        tokio::spawn(signals::handle(signals, daemon.clone()));
+        let admin = tokio::spawn(admin.serve(daemon.clone()));
+        server::run(listeners, daemon).await;
+        // Ending the admin task drops the socket, which removes its file.
+        let _ = admin.await;
+        info!("shutdown complete");
         Ok(())
     })
 }

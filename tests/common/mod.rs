@@ -5,7 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub use rustix::process::Signal;
+use rustix::process::{Pid, kill_process};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,8 +28,12 @@ pub struct Daemon {
     child: Child,
     /// The addresses it reported listening on, in config order.
     pub addrs: Vec<SocketAddr>,
+    /// Its admin socket.
+    pub socket: PathBuf,
+    /// Its config file, which tests may rewrite before a reload.
+    pub config: PathBuf,
     log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -34,9 +42,23 @@ impl Daemon {
         Daemon::with_config(BASE_CONFIG)
     }
 
-    /// natterd with this complete natter.toml.
+    /// natterd with this natter.toml; an `[admin]` table with a socket in a temp dir is added
+    /// unless the text has one.
     pub fn with_config(toml: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("admin.sock");
+        let mut toml = toml.to_owned();
+        if !toml.contains("[admin]") {
+            toml.push_str(&format!(
+                "[admin]\nsocket = {:?}\n",
+                socket.display().to_string()
+            ));
+        }
+        Daemon::spawn(dir, socket, &toml)
+    }
+
+    /// natterd with `toml` in `dir`, expecting its admin socket at `socket`.
+    pub fn spawn(dir: tempfile::TempDir, socket: PathBuf, toml: &str) -> Daemon {
         let path = dir.path().join("natter.toml");
         std::fs::write(&path, toml).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_natterd"))
@@ -83,8 +105,43 @@ impl Daemon {
         Daemon {
             child,
             addrs,
+            socket,
+            config: path,
             log,
-            _dir: dir,
+            dir,
+        }
+    }
+
+    /// The temp dir holding the config and socket.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs natterctl against this daemon's socket.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let socket = self.socket.to_str().expect("utf-8 path");
+        natterctl(&[&["--socket", socket], args].concat())
+    }
+
+    /// Sends `signal` to natterd.
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32).expect("pid");
+        kill_process(pid, signal).expect("kill");
+    }
+
+    /// Waits for natterd to exit by itself and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "natterd did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -274,6 +331,19 @@ impl Client {
             String::from_utf8_lossy(&self.buf)
         );
     }
+}
+
+/// Runs natterctl with `args`.
+pub fn natterctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_natterctl"))
+        .args(args)
+        .output()
+        .expect("run natterctl")
+}
+
+/// Text of a command's output stream.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Proves `to` got nothing from `from` before this point: lines from one sender arrive in

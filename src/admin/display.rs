@@ -1,0 +1,144 @@
+//! natterctl's human-readable output: `list` as a table, `stats` as `key: value` lines.
+
+use std::fmt::Write;
+
+use super::proto::{ListReply, ReloadReply, StatsReply};
+
+/// `list` as an aligned table, one connection per row.
+pub fn list_table(reply: &ListReply) -> String {
+    let header = [
+        "ID", "NICK", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE",
+    ];
+    let rows: Vec<[String; 10]> = reply
+        .connections
+        .iter()
+        .map(|c| {
+            [
+                c.id.to_string(),
+                c.nick.clone().unwrap_or_else(|| "-".into()),
+                c.peer.clone(),
+                c.since.clone(),
+                format!("{}s", c.idle_secs),
+                if c.ignoring { "yes" } else { "no" }.into(),
+                c.lines.to_string(),
+                c.bytes_in.to_string(),
+                c.bytes_out.to_string(),
+                c.queue_bytes.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (cell, width) in cells.zip(widths) {
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// `stats` as `key: value` lines.
+pub fn stats_lines(s: &StatsReply) -> String {
+    let by_cause = |map: &std::collections::BTreeMap<String, u64>| {
+        let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(" ")
+        }
+    };
+    let lines = [
+        ("version", s.version.clone()),
+        ("uptime_secs", s.uptime_secs.to_string()),
+        ("listen", s.listen.join(" ")),
+        ("users_online", s.users_online.to_string()),
+        ("peak_users", s.peak_users.to_string()),
+        ("connections", s.connections.to_string()),
+        ("accepted", s.accepted.to_string()),
+        ("lines_relayed", s.lines_relayed.to_string()),
+        ("bytes_in", s.bytes_in.to_string()),
+        ("bytes_out", s.bytes_out.to_string()),
+        ("kicks", s.kicks.to_string()),
+        ("refused", by_cause(&s.refused)),
+        ("dropped", by_cause(&s.dropped)),
+    ];
+    lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
+}
+
+/// What a reload did, in words.
+pub fn reload_summary(r: &ReloadReply) -> String {
+    let list = |keys: &[String]| {
+        if keys.is_empty() {
+            "none".to_owned()
+        } else {
+            keys.join(", ")
+        }
+    };
+    format!(
+        "configuration reloaded\nchanged: {}\nneeds a restart: {}\n",
+        list(&r.changed),
+        list(&r.restart_needed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::proto::Connection;
+
+    #[test]
+    fn table_columns_line_up() {
+        let conn = |id, nick: Option<&str>| Connection {
+            id,
+            nick: nick.map(Into::into),
+            peer: "127.0.0.1:40000".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            idle_secs: 5,
+            ignoring: id == 2,
+            lines: 3,
+            bytes_in: 100,
+            bytes_out: 2000,
+            queue_bytes: 0,
+        };
+        let table = list_table(&ListReply {
+            connections: vec![conn(1, Some("alice")), conn(2, None)],
+        });
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("ID  NICK   PEER"), "{table}");
+        assert!(
+            lines[1].starts_with("1   alice  127.0.0.1:40000"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("2   -      127.0.0.1:40000"),
+            "{table}"
+        );
+        let col = lines[0].find("IGNORE").unwrap();
+        assert_eq!(&lines[2][col..col + 3], "yes");
+    }
+
+    #[test]
+    fn reload_in_words() {
+        let r = ReloadReply {
+            changed: vec!["server.motd".into()],
+            restart_needed: vec![],
+        };
+        assert_eq!(
+            reload_summary(&r),
+            "configuration reloaded\nchanged: server.motd\nneeds a restart: none\n"
+        );
+    }
+}

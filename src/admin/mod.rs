@@ -1,0 +1,292 @@
+//! The admin socket: a Unix stream socket where natterctl (or socat) sends one JSON request
+//! per line; see [`proto`]. Access is by file permissions on the socket and its directory.
+
+pub mod client;
+pub mod display;
+pub mod proto;
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::sanitize;
+use crate::stats::add;
+use proto::{Command, Failure, Framed, KickReply, ListReply, Read, WallReply};
+
+/// Admin connections served at once; more wait for a free place.
+const MAX_CONNECTIONS: usize = 8;
+/// An admin connection that sends nothing for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Where the admin socket lives when `[admin] socket` is unset: systemd's runtime directory,
+/// else the user's runtime directory, else a per-user directory in /tmp.
+pub fn default_socket_path() -> PathBuf {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = env("RUNTIME_DIRECTORY") {
+        // systemd separates several RuntimeDirectory= entries with colons; use the first.
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        return first.unwrap_or_default().join("admin.sock");
+    }
+    if let Some(dir) = env("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("natter/admin.sock");
+    }
+    let uid = rustix::process::getuid().as_raw();
+    PathBuf::from(format!("/tmp/natter-{uid}/admin.sock"))
+}
+
+/// The admin socket path `config` asks for.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config
+        .admin
+        .socket
+        .clone()
+        .unwrap_or_else(default_socket_path)
+}
+
+/// The bound admin socket. Dropping it removes the socket file, if it is still ours.
+#[derive(Debug)]
+pub struct AdminSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    /// (device, inode) of the file we created, to tell it from a successor's.
+    identity: (u64, u64),
+}
+
+/// Binds the admin socket at `path` with permissions `mode`.
+///
+/// A live natterd already answering there is an error, a dead socket left by a crash is
+/// replaced, and anything else at the path is refused. The socket is bound under a temporary
+/// name and renamed into place once its permissions are set, so it is never reachable with
+/// looser ones.
+pub fn bind(path: &Path, mode: u32) -> anyhow::Result<AdminSocket> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.context("the admin socket path needs a directory")?;
+    prepare_dir(dir)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => bail!(
+                    "another natterd is already running (admin socket {})",
+                    path.display()
+                ),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    warn!(path = %path.display(), "removing stale admin socket");
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("cannot remove stale {}", path.display()))?;
+                }
+                Err(e) => bail!("cannot check admin socket {}: {e}", path.display()),
+            }
+        }
+        Ok(_) => bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => bail!("cannot check admin socket {}: {e}", path.display()),
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp)
+        .with_context(|| format!("cannot create admin socket {}", temp.display()))?;
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::rename(&temp, path))
+        .and_then(|()| std::fs::symlink_metadata(path));
+    let meta = match placed {
+        Ok(meta) => meta,
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            bail!("cannot put admin socket at {}: {e}", path.display());
+        }
+    };
+    Ok(AdminSocket {
+        listener,
+        path: path.to_owned(),
+        identity: (meta.dev(), meta.ino()),
+    })
+}
+
+/// Creates the socket's directory 0700 if missing; refuses one owned by someone else.
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot use {}", dir.display()))?;
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid && meta.uid() != 0 {
+        bail!(
+            "{} belongs to uid {}, not to natterd's uid {uid}; refusing to use it",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
+
+impl AdminSocket {
+    /// Where the socket is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves admin connections until a shutdown is requested.
+    pub async fn serve(self, daemon: Arc<Daemon>) {
+        let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = daemon.shutdown_requested() => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(place) = places.clone().acquire_owned().await else {
+                return;
+            };
+            let (uid, pid) = match stream.peer_cred() {
+                Ok(cred) => (cred.uid(), cred.pid().unwrap_or(0)),
+                Err(_) => (u32::MAX, 0),
+            };
+            let span = info_span!("admin", uid, pid);
+            let daemon = daemon.clone();
+            tokio::spawn(
+                async move {
+                    info!("admin connection");
+                    serve_connection(stream, &daemon).await;
+                    drop(place);
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+impl Drop for AdminSocket {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.identity);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn serve_connection(stream: UnixStream, daemon: &Daemon) {
+    let mut framed = Framed::new(stream);
+    loop {
+        let read = match tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(_)) | Err(_) => return,
+        };
+        let (id, command) = match read {
+            Read::Closed => return,
+            Read::TooLong => {
+                let max = proto::MAX_LINE;
+                let failure = Failure::new("too_long", format!("request over {max} bytes"));
+                (None, Err(failure))
+            }
+            Read::Line(line) if line.trim().is_empty() => continue,
+            Read::Line(line) => proto::parse_request(&line),
+        };
+        let name = match &command {
+            Ok(command) => command_name(command),
+            Err(_) => "invalid",
+        };
+        let shutdown = match &command {
+            Ok(Command::Shutdown { message }) => {
+                Some(message.as_deref().map(clean).filter(|m| !m.is_empty()))
+            }
+            _ => None,
+        };
+        let result = command.and_then(|command| execute(daemon, command));
+        let line = match &result {
+            Ok(data) => proto::ok_line(id, data),
+            Err(failure) => proto::error_line(id, failure),
+        };
+        let outcome = result.as_ref().map_or_else(|f| f.code.as_str(), |_| "ok");
+        info!(command = name, outcome, "admin command");
+        if framed.write_line(&line).await.is_err() {
+            return;
+        }
+        // The answer goes out before the drain begins.
+        if let Some(message) = shutdown {
+            daemon.request_shutdown(message);
+        }
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::List => "list",
+        Command::Kick { .. } => "kick",
+        Command::Wall { .. } => "wall",
+        Command::Stats => "stats",
+        Command::Reload => "reload",
+        Command::Shutdown { .. } => "shutdown",
+    }
+}
+
+/// Carries out one admin command; the reply's fields as JSON.
+fn execute(daemon: &Daemon, command: Command) -> Result<Value, Failure> {
+    match command {
+        Command::List => Ok(json(&ListReply {
+            connections: daemon.hub.connections(),
+        })),
+        Command::Kick { nick, reason } => {
+            let reason = reason.as_deref().map(clean).filter(|r| !r.is_empty());
+            match daemon.hub.kick(&nick, reason.as_deref()) {
+                Ok(nick) => {
+                    add(&daemon.stats.kicks, 1);
+                    info!(
+                        nick = &*nick,
+                        reason = reason.as_deref().unwrap_or(""),
+                        "kicked"
+                    );
+                    Ok(json(&KickReply {
+                        nick: nick.to_string(),
+                    }))
+                }
+                Err(_) => Err(Failure::new("not_found", format!("no such user: {nick}"))),
+            }
+        }
+        Command::Wall { text } => {
+            let text = clean(&text);
+            if text.is_empty() {
+                return Err(Failure::new("bad_request", "wall needs some text"));
+            }
+            let recipients = daemon.hub.wall(&text) as u64;
+            Ok(json(&WallReply { recipients }))
+        }
+        Command::Stats => Ok(json(&daemon.report())),
+        Command::Reload => daemon.reload().map(|reply| json(&reply)),
+        Command::Shutdown { .. } => Ok(Value::Object(Default::default())),
+    }
+}
+
+fn json(data: &impl serde::Serialize) -> Value {
+    serde_json::to_value(data).unwrap_or_default()
+}
+
+/// Operator text goes through the same cleaning as users' lines before anyone sees it.
+fn clean(text: &str) -> String {
+    sanitize::clean(text.as_bytes())
+}

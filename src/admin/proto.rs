@@ -1,0 +1,413 @@
+//! The admin protocol, shared by natterd and natterctl: one JSON object per line each way.
+//!
+//! A request is `{"cmd": "...", ...arguments, "id": any}`; the reply is
+//! `{"ok": true, "id": ..., ...data}` or `{"ok": false, "id": ..., "error": {"code", "message"}}`,
+//! in request order. [`Framed`] reads and writes those lines over any byte stream.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// Longest request or response line accepted, newline included.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What an operator asks natterd to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Every connection.
+    List,
+    /// Disconnect a user, telling everyone why.
+    Kick {
+        /// Who (ignoring case).
+        nick: String,
+        /// Shown to the user and to everyone else.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// `* [server] TEXT` to every logged-in user.
+    Wall {
+        /// The announcement.
+        text: String,
+    },
+    /// Counters since start.
+    Stats,
+    /// Re-read the configuration file.
+    Reload,
+    /// Graceful shutdown.
+    Shutdown {
+        /// Added to the notice users get.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+/// Each command's name and the fields it takes besides `cmd`: to tell an unknown command
+/// from bad arguments, and to refuse stray fields, which serde lets through for commands
+/// without arguments.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("list", &[]),
+    ("kick", &["nick", "reason"]),
+    ("wall", &["text"]),
+    ("stats", &[]),
+    ("reload", &[]),
+    ("shutdown", &["message"]),
+];
+
+/// Why a request was refused; `code` is for scripts, `message` for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Stable machine-readable cause, e.g. `not_found`, `bad_json`.
+    pub code: String,
+    /// One line for a person.
+    pub message: String,
+    /// Further lines, e.g. every error in a rejected config file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Failure {
+    /// A failure without details.
+    pub fn new(code: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            code: code.to_owned(),
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+}
+
+/// Parses one request line into its `id` (if any) and command.
+pub fn parse_request(line: &str) -> (Option<Value>, Result<Command, Failure>) {
+    let mut object = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) => {
+            let failure = Failure::new("bad_request", "a request is a JSON object");
+            return (None, Err(failure));
+        }
+        Err(e) => {
+            return (
+                None,
+                Err(Failure::new("bad_json", format!("bad JSON: {e}"))),
+            );
+        }
+    };
+    let id = object.remove("id");
+    let name = match object.get("cmd") {
+        None => return (id, Err(Failure::new("bad_request", "missing \"cmd\""))),
+        Some(Value::String(name)) => name.clone(),
+        Some(_) => {
+            return (
+                id,
+                Err(Failure::new("bad_request", "\"cmd\" must be a string")),
+            );
+        }
+    };
+    let Some((_, fields)) = COMMANDS.iter().find(|(n, _)| *n == name) else {
+        let failure = Failure::new("unknown_command", format!("unknown command: {name}"));
+        return (id, Err(failure));
+    };
+    if let Some(stray) = object
+        .keys()
+        .find(|k| *k != "cmd" && !fields.contains(&k.as_str()))
+    {
+        let failure = Failure::new("bad_request", format!("{name} takes no field \"{stray}\""));
+        return (id, Err(failure));
+    }
+    let command = Command::deserialize(Value::Object(object))
+        .map_err(|e| Failure::new("bad_request", e.to_string()));
+    (id, command)
+}
+
+/// A request line for `command`.
+pub fn request_line(command: &Command) -> String {
+    serde_json::to_string(command).unwrap_or_default()
+}
+
+/// A success line: `data`'s fields with `"ok": true` and the request's `id`.
+pub fn ok_line(id: Option<Value>, data: impl Serialize) -> String {
+    let mut object = match serde_json::to_value(data) {
+        Ok(Value::Object(object)) => object,
+        _ => Map::new(),
+    };
+    object.insert("ok".into(), Value::Bool(true));
+    if let Some(id) = id {
+        object.insert("id".into(), id);
+    }
+    Value::Object(object).to_string()
+}
+
+/// A failure line.
+pub fn error_line(id: Option<Value>, failure: &Failure) -> String {
+    let mut object = Map::new();
+    object.insert("ok".into(), Value::Bool(false));
+    if let Some(id) = id {
+        object.insert("id".into(), id);
+    }
+    object.insert(
+        "error".into(),
+        serde_json::to_value(failure).unwrap_or(Value::Null),
+    );
+    Value::Object(object).to_string()
+}
+
+/// A reply as natterctl reads it: success with its fields, or the failure.
+pub fn parse_response(line: &str) -> Result<Map<String, Value>, Failure> {
+    let object = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(object)) => object,
+        _ => {
+            return Err(Failure::new(
+                "bad_response",
+                "natterd sent something unreadable",
+            ));
+        }
+    };
+    if object.get("ok") == Some(&Value::Bool(true)) {
+        return Ok(object);
+    }
+    let failure = object
+        .get("error")
+        .and_then(|e| Failure::deserialize(e).ok())
+        .unwrap_or_else(|| Failure::new("bad_response", "natterd refused without a reason"));
+    Err(failure)
+}
+
+/// One connection in `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Connection number, unique since start.
+    pub id: u64,
+    /// Null while the user is still choosing.
+    pub nick: Option<String>,
+    /// Remote address and port.
+    pub peer: String,
+    /// When it connected (RFC 3339, UTC).
+    pub since: String,
+    /// Seconds since the last line received.
+    pub idle_secs: u64,
+    /// In ignore mode.
+    pub ignoring: bool,
+    /// Lines received.
+    pub lines: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Bytes waiting to be sent.
+    pub queue_bytes: u64,
+}
+
+/// The reply to `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListReply {
+    /// Ordered by id.
+    pub connections: Vec<Connection>,
+}
+
+/// The reply to `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// natterd's version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Addresses accepting chat connections.
+    pub listen: Vec<String>,
+    /// Logged-in users now.
+    pub users_online: u64,
+    /// Most users online at once since start.
+    pub peak_users: u64,
+    /// Connections open now, logged in or not.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Group and private messages passed on.
+    pub lines_relayed: u64,
+    /// Bytes received from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// Users kicked by an operator.
+    pub kicks: u64,
+    /// Connections refused before the greeting, by cause.
+    pub refused: std::collections::BTreeMap<String, u64>,
+    /// Connections dropped by the server, by cause.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+}
+
+/// The reply to `reload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// Keys whose new values are in effect.
+    pub changed: Vec<String>,
+    /// Keys that changed in the file but keep their old value until a restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// The reply to `kick`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KickReply {
+    /// The nickname as the user chose it.
+    pub nick: String,
+}
+
+/// The reply to `wall`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WallReply {
+    /// Users it was sent to.
+    pub recipients: u64,
+}
+
+/// Line framing over a byte stream, with the line length bounded.
+pub struct Framed<S> {
+    stream: BufReader<S>,
+    buf: Vec<u8>,
+}
+
+/// What reading a line gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// A line, without its newline.
+    Line(String),
+    /// A line over [`MAX_LINE`] was skipped.
+    TooLong,
+    /// The peer closed the stream.
+    Closed,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
+    /// Frames `stream`.
+    pub fn new(stream: S) -> Framed<S> {
+        Framed {
+            stream: BufReader::new(stream),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line. A line over the limit is read to its end and reported as
+    /// [`Read::TooLong`], so the stream stays usable; memory stays within the limit.
+    pub async fn read_line(&mut self) -> std::io::Result<Read> {
+        self.buf.clear();
+        let mut too_long = false;
+        loop {
+            let chunk = self.stream.fill_buf().await?;
+            if chunk.is_empty() {
+                let partial = !self.buf.is_empty() && !too_long;
+                return Ok(if partial {
+                    self.take_line()
+                } else {
+                    Read::Closed
+                });
+            }
+            let (used, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (chunk.len(), false),
+            };
+            if !too_long {
+                self.buf.extend_from_slice(&chunk[..used]);
+                if self.buf.len() > MAX_LINE {
+                    too_long = true;
+                    self.buf = Vec::new();
+                }
+            }
+            self.stream.consume(used);
+            if done {
+                return Ok(if too_long {
+                    Read::TooLong
+                } else {
+                    self.take_line()
+                });
+            }
+        }
+    }
+
+    fn take_line(&mut self) -> Read {
+        let text = String::from_utf8_lossy(&self.buf);
+        Read::Line(text.trim_end_matches(['\n', '\r']).to_owned())
+    }
+
+    /// Writes `line` and a newline.
+    pub async fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        let stream = self.stream.get_mut();
+        stream.write_all(line.as_bytes()).await?;
+        stream.write_all(b"\n").await?;
+        stream.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_with_ids_and_precise_errors() {
+        let (id, cmd) = parse_request(r#"{"cmd":"kick","nick":"bob","reason":"spam","id":7}"#);
+        assert_eq!(id, Some(Value::from(7)));
+        let kick = Command::Kick {
+            nick: "bob".into(),
+            reason: Some("spam".into()),
+        };
+        assert_eq!(cmd, Ok(kick.clone()));
+        assert_eq!(parse_request(&request_line(&kick)).1, Ok(kick));
+        let code = |line: &str| parse_request(line).1.unwrap_err().code;
+        assert_eq!(code("{nope"), "bad_json");
+        assert_eq!(code("[1]"), "bad_request");
+        assert_eq!(code(r#"{"id":1}"#), "bad_request");
+        assert_eq!(code(r#"{"cmd":"dance"}"#), "unknown_command");
+        assert_eq!(code(r#"{"cmd":"kick"}"#), "bad_request");
+        assert_eq!(code(r#"{"cmd":"list","extra":1}"#), "bad_request");
+        assert_eq!(code(r#"{"cmd":5}"#), "bad_request");
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let line = ok_line(Some("x".into()), WallReply { recipients: 3 });
+        let object = parse_response(&line).unwrap();
+        assert_eq!(object["recipients"], 3);
+        assert_eq!(object["id"], "x");
+        let failure = Failure::new("not_found", "no such user: bob");
+        let line = error_line(None, &failure);
+        assert_eq!(
+            line,
+            r#"{"error":{"code":"not_found","message":"no such user: bob"},"ok":false}"#
+        );
+        assert_eq!(parse_response(&line), Err(failure));
+    }
+
+    #[tokio::test]
+    async fn framing_over_a_tiny_in_memory_pipe() {
+        let (a, b) = tokio::io::duplex(7);
+        let mut server = Framed::new(a);
+        let mut client = Framed::new(b);
+        let talk = async {
+            client.write_line(r#"{"cmd":"list"}"#).await.unwrap();
+            let long = "x".repeat(MAX_LINE + 10);
+            client.write_line(&long).await.unwrap();
+            client
+                .write_line(r#"{"cmd":"stats","id":2}"#)
+                .await
+                .unwrap();
+            let reply = client.read_line().await.unwrap();
+            drop(client);
+            reply
+        };
+        let serve = async {
+            let mut got = Vec::new();
+            loop {
+                match server.read_line().await.unwrap() {
+                    Read::Closed => break,
+                    other => got.push(other),
+                }
+                if got.len() == 3 {
+                    server.write_line("{\"ok\":true}").await.unwrap();
+                }
+            }
+            got
+        };
+        let (reply, got) = tokio::join!(talk, serve);
+        assert_eq!(reply, Read::Line("{\"ok\":true}".into()));
+        assert_eq!(got[0], Read::Line(r#"{"cmd":"list"}"#.into()));
+        assert_eq!(got[1], Read::TooLong);
+        assert_eq!(got[2], Read::Line(r#"{"cmd":"stats","id":2}"#.into()));
+    }
+}

@@ -1,0 +1,156 @@
+//! What the whole running server shares: the room, the counters, the configuration's
+//! source, and the one shutdown switch that signals, natterctl and tests all use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::admin::proto::{Failure, ReloadReply, StatsReply};
+use crate::config::{self, Config, RESTART_KEYS};
+use crate::hub::Hub;
+use crate::stats::{Stats, get};
+
+/// The running server's shared state.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Who is online.
+    pub hub: Hub,
+    /// Totals since start.
+    pub stats: Stats,
+    /// Every session task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    started: Instant,
+    listen: Vec<SocketAddr>,
+    source: Option<PathBuf>,
+    listen_override: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    shutdown_message: Mutex<Option<String>>,
+}
+
+impl Daemon {
+    /// A server running `config`, read from `source` (None: built-in defaults), with
+    /// `listen_override` from the command line, accepting on `listen`.
+    pub fn new(
+        config: Config,
+        source: Option<PathBuf>,
+        listen_override: Vec<SocketAddr>,
+        listen: Vec<SocketAddr>,
+    ) -> Daemon {
+        Daemon {
+            hub: Hub::new(config),
+            stats: Stats::default(),
+            tracker: TaskTracker::new(),
+            started: Instant::now(),
+            listen,
+            source,
+            listen_override,
+            shutdown: CancellationToken::new(),
+            shutdown_message: Mutex::new(None),
+        }
+    }
+
+    /// Re-reads the configuration file and puts what may change live into force. The one
+    /// path for SIGHUP and `natterctl reload`; logs its outcome.
+    pub fn reload(&self) -> Result<ReloadReply, Failure> {
+        let result = self.try_reload();
+        match &result {
+            Ok(reply) => info!(
+                changed = ?reply.changed,
+                restart_needed = ?reply.restart_needed,
+                "configuration reloaded"
+            ),
+            Err(failure) => {
+                warn!(error = %failure.message, details = ?failure.details, "reload rejected")
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<ReloadReply, Failure> {
+        let Some(path) = &self.source else {
+            return Err(Failure::new(
+                "no_config_file",
+                "natterd runs on built-in defaults; start it with --config PATH to reload",
+            ));
+        };
+        let mut new = config::load(path).map_err(|errors| Failure {
+            code: "invalid_config".into(),
+            message: format!(
+                "{}: {} error(s); the running configuration stays",
+                path.display(),
+                errors.len()
+            ),
+            details: errors.iter().map(ToString::to_string).collect(),
+        })?;
+        if !self.listen_override.is_empty() {
+            new.server.listen.clone_from(&self.listen_override);
+        }
+        let running = self.hub.config();
+        let (restart_needed, changed) = running
+            .changed_keys(&new)
+            .into_iter()
+            .partition(|key| RESTART_KEYS.contains(&key.as_str()));
+        self.hub.set_config(new.keeping_restart_keys(&running));
+        Ok(ReloadReply {
+            changed,
+            restart_needed,
+        })
+    }
+
+    /// Starts a graceful shutdown, with `message` for the users. Returns false if one was
+    /// already under way.
+    pub fn request_shutdown(&self, message: Option<String>) -> bool {
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        info!(
+            message = message.as_deref().unwrap_or(""),
+            "shutdown started"
+        );
+        *self
+            .shutdown_message
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = message;
+        self.shutdown.cancel();
+        true
+    }
+
+    /// Resolves once a shutdown was requested.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// The operator's words for the shutdown notice, if any.
+    pub fn shutdown_message(&self) -> Option<String> {
+        self.shutdown_message
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The `stats` report.
+    pub fn report(&self) -> StatsReply {
+        let (online, peak, connections) = self.hub.counts();
+        let s = &self.stats;
+        StatsReply {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            listen: self.listen.iter().map(ToString::to_string).collect(),
+            users_online: online as u64,
+            peak_users: peak as u64,
+            connections: connections as u64,
+            accepted: get(&s.accepted),
+            lines_relayed: get(&s.lines_relayed),
+            bytes_in: get(&s.bytes_in),
+            bytes_out: get(&s.bytes_out),
+            kicks: get(&s.kicks),
+            refused: Default::default(),
+            dropped: [("send_queue_full".to_owned(), get(&s.dropped_send_queue))].into(),
+        }
+    }
+}
