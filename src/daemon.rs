@@ -109,7 +109,7 @@ impl Daemon {
             return false;
         }
         info!(
-            message = message.as_deref().unwrap_or(""),
+            notice = message.as_deref().unwrap_or(""),
             "shutdown started"
         );
         *self
