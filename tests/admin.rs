@@ -472,3 +472,20 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(d.wait_exit(), Some(1));
     d.wait_log("second signal during shutdown");
 }
+
+#[test]
+fn exit_leaves_a_socket_that_is_not_its_own() {
+    let mut d = Daemon::start();
+    // Someone moved natterd's socket aside and put another in its place.
+    let aside = d.dir().join("moved.sock");
+    std::fs::rename(&d.socket, &aside).unwrap();
+    let _other = UnixListener::bind(&d.socket).unwrap();
+    let socket = aside.to_str().unwrap();
+    assert!(
+        natterctl(&["--socket", socket, "shutdown"])
+            .status
+            .success()
+    );
+    assert_eq!(d.wait_exit(), Some(0));
+    assert!(d.socket.exists(), "the other socket stays");
+}
