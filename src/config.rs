@@ -24,6 +24,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[admin]`: the operators' control socket.
     pub admin: Admin,
+    /// `[log]`: where events are written.
+    pub log: Log,
 }
 
 /// The `[server]` table.
@@ -114,6 +116,52 @@ impl Admin {
     pub fn mode_bits(&self) -> u32 {
         if self.mode == "0660" { 0o660 } else { 0o600 }
     }
+}
+
+/// The `[log]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Which events to write, as a tracing `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+    /// Write events to stderr (under systemd that is the journal).
+    pub stderr: bool,
+    /// Also write log files here; unset, no files.
+    pub directory: Option<PathBuf>,
+    /// Log file names start with this.
+    pub prefix: String,
+    /// Start a new file every hour, every day, or never.
+    pub rotation: Rotation,
+    /// Log files kept, the current one included; older ones are removed.
+    pub max_files: usize,
+    /// Also log the text of group and private messages (target `natter::chat`).
+    pub chat: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".to_owned(),
+            stderr: true,
+            directory: None,
+            prefix: "natterd".to_owned(),
+            rotation: Rotation::Daily,
+            max_files: 14,
+            chat: false,
+        }
+    }
+}
+
+/// How often a new log file is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// `PREFIX.YYYY-MM-DD-HH.log`.
+    Hourly,
+    /// `PREFIX.YYYY-MM-DD.log`.
+    Daily,
+    /// One file, `PREFIX.log`; rotate it with an external tool and SIGUSR1.
+    Never,
 }
 
 /// One problem in a configuration file.
@@ -244,6 +292,29 @@ impl Config {
             "limits.send_queue_bytes",
             "must be from 8192 to 67108864",
         );
+        let log = &self.log;
+        check(
+            tracing_subscriber::EnvFilter::try_new(&log.level).is_ok(),
+            "log.level",
+            "is not a valid filter (e.g. \"info\", \"warn,natter::chat=info\")",
+        );
+        check(
+            !log.prefix.is_empty()
+                && log
+                    .prefix
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_".contains(c)),
+            "log.prefix",
+            "must be letters, digits, - and _ only",
+        );
+        check(log.max_files >= 1, "log.max_files", "must be at least 1");
+        if let Some(dir) = &log.directory {
+            check(
+                dir.is_absolute(),
+                "log.directory",
+                "must be an absolute path",
+            );
+        }
         check(
             matches!(self.admin.mode.as_str(), "0600" | "0660"),
             "admin.mode",
@@ -261,7 +332,16 @@ impl Config {
 }
 
 /// Keys that only take effect at a restart: a reload reports them and keeps the old value.
-pub const RESTART_KEYS: &[&str] = &["server.listen", "admin.socket", "admin.mode"];
+pub const RESTART_KEYS: &[&str] = &[
+    "server.listen",
+    "admin.socket",
+    "admin.mode",
+    "log.stderr",
+    "log.directory",
+    "log.prefix",
+    "log.rotation",
+    "log.max_files",
+];
 
 impl Config {
     /// Dotted keys whose values differ between `self` and `other`, in order.
@@ -282,6 +362,12 @@ impl Config {
     pub fn keeping_restart_keys(mut self, running: &Config) -> Config {
         self.server.listen.clone_from(&running.server.listen);
         self.admin = running.admin.clone();
+        let (level, chat) = (self.log.level, self.log.chat);
+        self.log = Log {
+            level,
+            chat,
+            ..running.log.clone()
+        };
         self
     }
 }
@@ -401,6 +487,14 @@ send_queue_bytes = 65536
 [admin]
 socket = "/run/natter/admin.sock"
 mode = "0660"
+[log]
+level = "debug"
+stderr = false
+directory = "/var/log/natter"
+prefix = "chat"
+rotation = "hourly"
+max_files = 3
+chat = true
 "#;
         let c = parse(text, "x.toml").unwrap();
         assert_eq!(c.server.listen.len(), 2);
@@ -416,6 +510,11 @@ mode = "0660"
             Some(Path::new("/run/natter/admin.sock"))
         );
         assert_eq!(c.admin.mode_bits(), 0o660);
+        assert_eq!(c.log.rotation, Rotation::Hourly);
+        assert_eq!(
+            (c.log.max_files, c.log.chat, c.log.stderr),
+            (3, true, false)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,9 @@ use tracing::{info, warn};
 use crate::admin::proto::{Failure, ReloadReply, StatsReply};
 use crate::config::{self, Config, RESTART_KEYS};
 use crate::hub::Hub;
+use crate::logging::Logs;
 use crate::stats::{Stats, get};
+use crate::systemd;
 
 /// The running server's shared state.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct Daemon {
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Where events go.
+    pub logs: Arc<Logs>,
     started: Instant,
     listen: Vec<SocketAddr>,
     source: Option<PathBuf>,
@@ -34,17 +38,19 @@ pub struct Daemon {
 
 impl Daemon {
     /// A server running `config`, read from `source` (None: built-in defaults), with
-    /// `listen_override` from the command line, accepting on `listen`.
+    /// `listen_override` from the command line, accepting on `listen`, logging to `logs`.
     pub fn new(
         config: Config,
         source: Option<PathBuf>,
         listen_override: Vec<SocketAddr>,
         listen: Vec<SocketAddr>,
+        logs: Arc<Logs>,
     ) -> Daemon {
         Daemon {
             hub: Hub::new(config),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
+            logs,
             started: Instant::now(),
             listen,
             source,
@@ -57,7 +63,9 @@ impl Daemon {
     /// Re-reads the configuration file and puts what may change live into force. The one
     /// path for SIGHUP and `natterctl reload`; logs its outcome.
     pub fn reload(&self) -> Result<ReloadReply, Failure> {
+        systemd::reloading();
         let result = self.try_reload();
+        systemd::ready();
         match &result {
             Ok(reply) => info!(
                 changed = ?reply.changed,
@@ -95,6 +103,9 @@ impl Daemon {
             .changed_keys(&new)
             .into_iter()
             .partition(|key| RESTART_KEYS.contains(&key.as_str()));
+        if new.log.level != running.log.level {
+            self.logs.set_level(&new.log.level);
+        }
         self.hub.set_config(new.keeping_restart_keys(&running));
         Ok(ReloadReply {
             changed,
@@ -151,6 +162,7 @@ impl Daemon {
             kicks: get(&s.kicks),
             refused: Default::default(),
             dropped: [("send_queue_full".to_owned(), get(&s.dropped_send_queue))].into(),
+            log_lines_dropped: self.logs.dropped(),
         }
     }
 }

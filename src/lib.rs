@@ -11,7 +11,8 @@
 //!
 //! Around them: [`config`] reads natter.toml; [`daemon`] holds what the whole server shares
 //! (room, counters, reload, the shutdown switch); [`admin`] serves natterctl over a Unix
-//! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts.
+//! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts;
+//! [`logging`] and [`logfile`] write events; [`systemd`] speaks sd_notify and socket activation.
 //! The binaries `natterd` and `natterctl` are thin wrappers.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,8 @@ pub mod config;
 pub mod daemon;
 pub mod format;
 pub mod hub;
+pub mod logfile;
+pub mod logging;
 pub mod nick;
 pub mod outbox;
 pub mod sanitize;
@@ -31,3 +34,4 @@ pub mod server;
 pub mod session;
 pub mod signals;
 pub mod stats;
+pub mod systemd;

@@ -104,12 +104,14 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>) {
     if let Leave::SendQueueFull = leave {
         add(&session.daemon.stats.dropped_send_queue, 1);
     }
-    let secs = started.elapsed().as_secs_f32();
+    let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     let nick = session.nick.as_deref().unwrap_or("-");
     match &leave {
-        Leave::Error(e) => info!(nick, reason = leave.as_str(), error = %e, secs, "left"),
-        Leave::SendQueueFull | Leave::Kicked => warn!(nick, reason = leave.as_str(), secs, "left"),
-        _ => info!(nick, reason = leave.as_str(), secs, "left"),
+        Leave::Error(e) => info!(nick, reason = leave.as_str(), error = %e, %duration, "left"),
+        Leave::SendQueueFull | Leave::Kicked => {
+            warn!(nick, reason = leave.as_str(), %duration, "left")
+        }
+        _ => info!(nick, reason = leave.as_str(), %duration, "left"),
     }
 }
 
@@ -324,12 +326,22 @@ impl Session {
             Command::Say(text) => {
                 let msg = hub.format().group(nick, text);
                 match hub.say(self.id, &msg) {
-                    Ok(()) => add(relayed, 1),
+                    Ok(()) => {
+                        add(relayed, 1);
+                        if hub.config().log.chat {
+                            info!(target: "natter::chat", from = nick, text, "group message");
+                        }
+                    }
                     Err(_) => self.error(format_args!("you are in ignore mode (/i to leave it)")),
                 }
             }
             Command::Whisper { to, text } => match hub.whisper(self.id, nick, to, text) {
-                Ok(()) => add(relayed, 1),
+                Ok(()) => {
+                    add(relayed, 1);
+                    if hub.config().log.chat {
+                        info!(target: "natter::chat", from = nick, to, text, "private message");
+                    }
+                }
                 Err(_) => self.error(format_args!("no such user: {to}")),
             },
             Command::WhisperUsage => self.error(format_args!("usage: @nick message")),

@@ -1,10 +1,11 @@
 //! Signals: SIGTERM and SIGINT shut down gracefully (a second one exits at once), SIGHUP
-//! reloads the configuration through the same path as `natterctl reload`.
+//! reloads the configuration through the same path as `natterctl reload`, SIGUSR1 reopens
+//! the log file like `natterctl reopen-logs`.
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_tokio::Signals;
 use tracing::warn;
 
@@ -12,7 +13,7 @@ use crate::daemon::Daemon;
 
 /// Starts listening for signals. Call early, so none arrives unhandled.
 pub fn listen() -> std::io::Result<Signals> {
-    Signals::new([SIGTERM, SIGINT, SIGHUP])
+    Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
 }
 
 /// Acts on signals for the rest of the process's life.
@@ -21,6 +22,8 @@ pub async fn handle(mut signals: Signals, daemon: Arc<Daemon>) {
         if signal == SIGHUP {
             // The outcome is logged by reload itself.
             let _ = daemon.reload();
+        } else if signal == SIGUSR1 {
+            daemon.logs.reopen();
         } else if !daemon.request_shutdown(None) {
             warn!(signal, "second signal during shutdown: exiting now");
             std::process::exit(1);

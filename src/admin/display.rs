@@ -73,6 +73,7 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("kicks", s.kicks.to_string()),
         ("refused", by_cause(&s.refused)),
         ("dropped", by_cause(&s.dropped)),
+        ("log_lines_dropped", s.log_lines_dropped.to_string()),
     ];
     lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
 }

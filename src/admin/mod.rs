@@ -241,6 +241,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Wall { .. } => "wall",
         Command::Stats => "stats",
         Command::Reload => "reload",
+        Command::ReopenLogs => "reopen_logs",
         Command::Shutdown { .. } => "shutdown",
     }
 }
@@ -278,6 +279,10 @@ fn execute(daemon: &Daemon, command: Command) -> Result<Value, Failure> {
         }
         Command::Stats => Ok(json(&daemon.report())),
         Command::Reload => daemon.reload().map(|reply| json(&reply)),
+        Command::ReopenLogs => {
+            daemon.logs.reopen();
+            Ok(Value::Object(Default::default()))
+        }
         Command::Shutdown { .. } => Ok(Value::Object(Default::default())),
     }
 }

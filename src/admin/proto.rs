@@ -34,6 +34,8 @@ pub enum Command {
     Stats,
     /// Re-read the configuration file.
     Reload,
+    /// Reopen the log file (after an external logrotate).
+    ReopenLogs,
     /// Graceful shutdown.
     Shutdown {
         /// Added to the notice users get.
@@ -51,6 +53,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("wall", &["text"]),
     ("stats", &[]),
     ("reload", &[]),
+    ("reopen_logs", &[]),
     ("shutdown", &["message"]),
 ];
 
@@ -233,6 +236,8 @@ pub struct StatsReply {
     pub refused: std::collections::BTreeMap<String, u64>,
     /// Connections dropped by the server, by cause.
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Log lines lost because the log file writer could not keep up.
+    pub log_lines_dropped: u64,
 }
 
 /// The reply to `reload`.

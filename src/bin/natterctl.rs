@@ -57,6 +57,8 @@ enum Cmd {
     Stats,
     /// Re-read the configuration file.
     Reload,
+    /// Reopen the log file (after logrotate moved it).
+    ReopenLogs,
     /// Shut natterd down gracefully.
     Shutdown {
         /// Added to the notice users get.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         },
         Cmd::Stats => Command::Stats,
         Cmd::Reload => Command::Reload,
+        Cmd::ReopenLogs => Command::ReopenLogs,
         Cmd::Shutdown { message } => Command::Shutdown { message },
     };
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
@@ -147,5 +150,6 @@ fn human(command: &Command, fields: Map<String, Value>) -> String {
         Command::Kick { .. } => format!("kicked {}\n", value["nick"].as_str().unwrap_or("?")),
         Command::Wall { .. } => format!("sent to {} user(s)\n", value["recipients"]),
         Command::Shutdown { .. } => "natterd is shutting down\n".to_owned(),
+        Command::ReopenLogs => "log file reopened\n".to_owned(),
     }
 }

@@ -1,7 +1,6 @@
 //! natterd: the chat daemon. Parses arguments, loads the configuration, starts logging,
 //! binds the admin socket and the listeners, and hands them to the library until shutdown.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,9 +11,10 @@ use anyhow::Context;
 use clap::Parser;
 use natter::config::{self, Config};
 use natter::daemon::Daemon;
-use natter::{admin, server, signals};
-use tracing::info;
-use tracing_subscriber::EnvFilter;
+use natter::logging::Logs;
+use natter::{admin, server, signals, systemd};
+use tokio::net::TcpListener;
+use tracing::{error, info};
 
 /// Plain-text chat for telnet and nc clients.
 #[derive(Parser)]
@@ -55,18 +55,26 @@ fn main() -> ExitCode {
     if !listen_override.is_empty() {
         config.server.listen.clone_from(&listen_override);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match serve(config, args.config, listen_override) {
-        Ok(()) => ExitCode::SUCCESS,
+    let logs = match Logs::init(&config.log) {
+        Ok(logs) => Arc::new(logs),
         Err(e) => {
             eprintln!("natterd: {e:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let to_stderr = config.log.stderr;
+    let result = serve(config, args.config, listen_override, logs.clone());
+    if let Err(e) = &result {
+        error!("{e:#}");
+        if !to_stderr {
+            eprintln!("natterd: {e:#}");
+        }
+    }
+    // Last: flush the log file, which "shutdown complete" ends.
+    logs.finish();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -74,6 +82,7 @@ fn serve(
     config: Config,
     source: Option<PathBuf>,
     listen_override: Vec<SocketAddr>,
+    logs: Arc<Logs>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,24 +92,46 @@ fn serve(
         let signals = signals::listen().context("cannot install signal handlers")?;
         // The admin socket first: it is what tells us another natterd is running.
         let admin = admin::bind(&admin::socket_path(&config), config.admin.mode_bits())?;
-        let mut listeners = Vec::new();
-        for &addr in &config.server.listen {
-            let listener =
-                server::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-            listeners.push(listener);
-        }
+        let listeners = listeners(&config)?;
         let bound = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
         info!(path = %admin.path().display(), "admin socket ready");
-        let daemon = Arc::new(Daemon::new(config, source, listen_override, bound));
+        let daemon = Arc::new(Daemon::new(
+            config,
+            source,
+            listen_override,
+            bound,
+            logs.clone(),
+        ));
         tokio::spawn(signals::handle(signals, daemon.clone()));
+        tokio::spawn(logs.watch_dropped());
+        tokio::spawn(systemd::watchdog());
         let admin = tokio::spawn(admin.serve(daemon.clone()));
+        systemd::ready();
         server::run(listeners, daemon).await;
         // Ending the admin task drops the socket, which removes its file.
         let _ = admin.await;
         info!("shutdown complete");
         Ok(())
     })
+}
+
+/// Listeners passed by systemd socket activation if any, else `[server] listen` bound here.
+fn listeners(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
+    let passed = systemd::passed_listeners().context("cannot use the passed sockets")?;
+    if !passed.is_empty() {
+        info!(count = passed.len(), "using sockets passed by systemd");
+        return passed
+            .into_iter()
+            .map(|l| TcpListener::from_std(l).context("cannot use a passed socket"))
+            .collect();
+    }
+    config
+        .server
+        .listen
+        .iter()
+        .map(|&addr| server::bind(addr).with_context(|| format!("cannot listen on {addr}")))
+        .collect()
 }
