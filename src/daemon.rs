@@ -119,6 +119,7 @@ impl Daemon {
         if self.shutdown.is_cancelled() {
             return false;
         }
+        systemd::stopping();
         info!(
             notice = message.as_deref().unwrap_or(""),
             "shutdown started"

@@ -90,9 +90,9 @@ impl Logs {
         };
         match EnvFilter::try_new(level) {
             Ok(filter) => {
-                if handle.reload(filter).is_ok() {
-                    info!(level, "log level changed");
-                }
+                // Said before the switch, so it is written whatever the new level.
+                info!(level, "log level changing");
+                let _ = handle.reload(filter);
             }
             Err(e) => warn!(level, error = %e, "bad log level"),
         }

@@ -59,12 +59,23 @@ impl Daemon {
 
     /// natterd with `toml` in `dir`, expecting its admin socket at `socket`.
     pub fn spawn(dir: tempfile::TempDir, socket: PathBuf, toml: &str) -> Daemon {
+        Daemon::spawn_with(dir, socket, toml, &[])
+    }
+
+    /// Like [`Daemon::spawn`], with these environment variables.
+    pub fn spawn_with(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        toml: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let path = dir.path().join("natter.toml");
         std::fs::write(&path, toml).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_natterd"))
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
