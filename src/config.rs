@@ -79,14 +79,36 @@ impl Default for Chat {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Bytes of output that may wait for one client before it is dropped as too slow.
+    /// Connections open at once; one more gets `! server full`. 0: no limit.
+    pub max_clients: usize,
+    /// Connections open at once from one IP address. 0: no limit.
+    pub max_clients_per_ip: usize,
+    /// Seconds a new connection has to choose a nickname. 0: no limit.
+    pub login_timeout: u64,
+    /// Seconds a logged-in user may send nothing before being disconnected. 0: no limit.
+    pub idle_timeout: u64,
+    /// Lines a user may send at once before the rate applies.
+    pub flood_burst: u32,
+    /// Lines per second a user may send in the long run. 0: no flood control.
+    pub flood_rate: f64,
+    /// Bytes of output that may wait for one client. Group messages that do not fit are
+    /// skipped for that client; anything else that does not fit disconnects it.
     pub send_queue_bytes: usize,
+    /// Seconds a client may accept no bytes while output waits for it. 0: no limit.
+    pub write_timeout: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            max_clients: 10_000,
+            max_clients_per_ip: 10,
+            login_timeout: 60,
+            idle_timeout: 0,
+            flood_burst: 10,
+            flood_rate: 2.0,
             send_queue_bytes: 256 * 1024,
+            write_timeout: 60,
         }
     }
 }
@@ -287,6 +309,17 @@ impl Config {
             "chat.max_line_bytes",
             "must be from 16 to 65536",
         );
+        let l = &self.limits;
+        check(
+            l.flood_rate.is_finite() && l.flood_rate >= 0.0,
+            "limits.flood_rate",
+            "must be a number of lines per second, 0 or more",
+        );
+        check(
+            l.flood_burst >= 1,
+            "limits.flood_burst",
+            "must be at least 1",
+        );
         check(
             (8192..=64 << 20).contains(&self.limits.send_queue_bytes),
             "limits.send_queue_bytes",
@@ -483,7 +516,14 @@ timestamps = false
 max_nick_len = 20
 max_line_bytes = 1024
 [limits]
+max_clients = 5
+max_clients_per_ip = 2
+login_timeout = 30
+idle_timeout = 600
+flood_burst = 5
+flood_rate = 0.5
 send_queue_bytes = 65536
+write_timeout = 10
 [admin]
 socket = "/run/natter/admin.sock"
 mode = "0660"
@@ -505,6 +545,13 @@ chat = true
         assert_eq!(c.chat.max_nick_len, 20);
         assert_eq!(c.chat.max_line_bytes, 1024);
         assert_eq!(c.limits.send_queue_bytes, 65536);
+        let l = &c.limits;
+        assert_eq!((l.max_clients, l.max_clients_per_ip), (5, 2));
+        assert_eq!(
+            (l.login_timeout, l.idle_timeout, l.write_timeout),
+            (30, 600, 10)
+        );
+        assert_eq!((l.flood_burst, l.flood_rate), (5, 0.5));
         assert_eq!(
             c.admin.socket.as_deref(),
             Some(Path::new("/run/natter/admin.sock"))

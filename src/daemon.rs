@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::admin::proto::{Failure, ReloadReply, StatsReply};
 use crate::config::{self, Config, RESTART_KEYS};
 use crate::hub::Hub;
+use crate::limits::Limiter;
 use crate::logging::Logs;
 use crate::stats::{Stats, get};
 use crate::systemd;
@@ -26,6 +27,8 @@ pub struct Daemon {
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Open connections, in all and per address.
+    pub limiter: Arc<Limiter>,
     /// Where events go.
     pub logs: Arc<Logs>,
     started: Instant,
@@ -50,6 +53,7 @@ impl Daemon {
             hub: Hub::new(config),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
+            limiter: Arc::default(),
             logs,
             started: Instant::now(),
             listen,
@@ -147,7 +151,7 @@ impl Daemon {
 
     /// The `stats` report.
     pub fn report(&self) -> StatsReply {
-        let (online, peak, connections) = self.hub.counts();
+        let (online, peak, _) = self.hub.counts();
         let s = &self.stats;
         StatsReply {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -155,14 +159,29 @@ impl Daemon {
             listen: self.listen.iter().map(ToString::to_string).collect(),
             users_online: online as u64,
             peak_users: peak as u64,
-            connections: connections as u64,
+            connections: self.limiter.open() as u64,
             accepted: get(&s.accepted),
             lines_relayed: get(&s.lines_relayed),
             bytes_in: get(&s.bytes_in),
             bytes_out: get(&s.bytes_out),
             kicks: get(&s.kicks),
-            refused: Default::default(),
-            dropped: [("send_queue_full".to_owned(), get(&s.dropped_send_queue))].into(),
+            refused: [
+                ("server_full", &s.refused_server_full),
+                ("too_many_from_address", &s.refused_per_address),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), get(v)))
+            .collect(),
+            dropped: [
+                ("send_queue_full", &s.dropped_send_queue),
+                ("write_timeout", &s.dropped_write_timeout),
+                ("login_timeout", &s.dropped_login_timeout),
+                ("idle_timeout", &s.dropped_idle_timeout),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), get(v)))
+            .collect(),
+            skipped_messages: get(&s.skipped_messages),
             log_lines_dropped: self.logs.dropped(),
         }
     }

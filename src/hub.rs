@@ -150,7 +150,8 @@ impl Hub {
         }
         for (&other, client) in &state.clients {
             if other != id && client.nick.is_some() && !client.ignoring {
-                client.outbox.push(line.clone());
+                // A slow reader misses group messages rather than holding them all.
+                client.outbox.push_or_skip(line.clone());
             }
         }
         Ok(())
@@ -300,6 +301,7 @@ impl Hub {
                 bytes_in: get(&c.meter.bytes_in),
                 bytes_out: get(&c.meter.bytes_out),
                 queue_bytes: c.outbox.depth() as u64,
+                skipped: c.outbox.skipped(),
             })
             .collect();
         drop(state);

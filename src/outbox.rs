@@ -1,8 +1,10 @@
 //! One client's bounded queue of outgoing lines.
 //!
-//! Anyone may push without waiting: a push that would take the queue past its byte limit
-//! cuts the client off instead (its session sees [`Outbox::is_aborted`] and ends), so a
-//! client that stops reading costs at most the limit in memory and never delays the sender.
+//! Anyone may push without waiting, and the queue never holds more than its byte limit, so
+//! a client that stops reading costs at most the limit in memory and never delays a sender.
+//! A group message that does not fit is skipped for this client and counted (it is told how
+//! many once it has caught up); anything else that does not fit cuts the client off (its
+//! session sees [`Outbox::is_aborted`] and ends).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -24,6 +26,10 @@ struct Inner {
     bytes: usize,
     aborted: bool,
     closing: Option<Close>,
+    /// Group messages skipped since the client was last told.
+    skipped_untold: u64,
+    /// Group messages skipped since connecting.
+    skipped_total: u64,
 }
 
 /// Why the server ends a connection after its queued lines are written.
@@ -70,9 +76,32 @@ impl Outbox {
         true
     }
 
+    /// Queues a group message, or skips it for this client if it does not fit. Returns
+    /// false if skipped.
+    pub fn push_or_skip(&self, line: Bytes) -> bool {
+        let mut inner = self.lock();
+        if inner.aborted || inner.closing.is_some() {
+            return false;
+        }
+        if inner.bytes + line.len() > self.limit {
+            inner.skipped_untold += 1;
+            inner.skipped_total += 1;
+            return false;
+        }
+        let was_empty = inner.queue.is_empty();
+        inner.bytes += line.len();
+        inner.queue.push_back(line);
+        drop(inner);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
     /// Moves queued lines into `buf` until it holds at least `max` bytes or the queue is
-    /// empty.
-    pub fn drain_into(&self, buf: &mut Vec<u8>, max: usize) {
+    /// empty. Once it is empty, a note of any skipped messages follows; their number is
+    /// returned.
+    pub fn drain_into(&self, buf: &mut Vec<u8>, max: usize) -> Option<u64> {
         let mut inner = self.lock();
         while buf.len() < max {
             let Some(line) = inner.queue.pop_front() else {
@@ -81,6 +110,18 @@ impl Outbox {
             inner.bytes -= line.len();
             buf.extend_from_slice(&line);
         }
+        if inner.queue.is_empty() && inner.skipped_untold > 0 {
+            let n = std::mem::take(&mut inner.skipped_untold);
+            let note = format!("! {n} messages skipped (you are reading too slowly)\r\n");
+            buf.extend_from_slice(note.as_bytes());
+            return Some(n);
+        }
+        None
+    }
+
+    /// Group messages skipped for this client since it connected.
+    pub fn skipped(&self) -> u64 {
+        self.lock().skipped_total
     }
 
     /// Ends the connection once what is queued now has been written; later pushes are
@@ -149,6 +190,29 @@ mod tests {
         assert!(!o.push(Bytes::from_static(b"more\r\n")));
         assert_eq!(o.closing(), Some(Close::Kicked));
         assert_eq!(o.depth(), 6);
+    }
+
+    #[test]
+    fn group_messages_that_do_not_fit_are_skipped_and_reported_once_caught_up() {
+        let o = Outbox::new(12);
+        assert!(o.push_or_skip(Bytes::from_static(b"aaaaa\r\n")));
+        assert!(!o.push_or_skip(Bytes::from_static(b"bbbbbbb\r\n")));
+        assert!(!o.push_or_skip(Bytes::from_static(b"ccccccc\r\n")));
+        assert!(!o.is_aborted());
+        let mut buf = Vec::new();
+        o.drain_into(&mut buf, 1000);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "aaaaa\r\n! 2 messages skipped (you are reading too slowly)\r\n"
+        );
+        assert_eq!(o.skipped(), 2);
+        let mut buf = Vec::new();
+        o.drain_into(&mut buf, 1000);
+        assert!(buf.is_empty(), "told once");
+        // A line that must arrive and does not fit still cuts the client off.
+        assert!(o.push(Bytes::from_static(b"123456789\r\n")));
+        assert!(!o.push(Bytes::from_static(b"xx\r\n")));
+        assert!(o.is_aborted());
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::daemon::Daemon;
+use crate::limits::Refusal;
 use crate::session;
 use crate::stats::add;
 
@@ -17,6 +19,12 @@ use crate::stats::add;
 const BACKLOG: i32 = 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// TCP keepalive: probe after this much silence, then at this interval, this many times.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_RETRIES: u32 = 4;
+/// A refused client gets this long to take its one line.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for sessions to write their last lines. Each session gives up
 /// on a stuck client sooner (its flush timeout), so this is only a backstop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
@@ -70,19 +78,53 @@ pub async fn run(listeners: Vec<TcpListener>, daemon: Arc<Daemon>) {
 async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                add(&daemon.stats.accepted, 1);
-                // Lines are gathered into one write per wake-up already; don't delay them.
-                let _ = stream.set_nodelay(true);
-                let span = info_span!("conn", %peer);
-                span.in_scope(|| info!("connection accepted"));
-                let task = session::run(stream, peer, daemon.clone());
-                daemon.tracker.spawn(task.instrument(span));
-            }
+            Ok((stream, peer)) => admit(stream, peer, &daemon),
             Err(e) => {
+                // Out of file descriptors, or a connection reset before we took it: wait a
+                // moment and go on; never give up the listener.
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
+}
+
+/// Starts a session for a new connection, or turns it away with one line.
+fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
+    add(&daemon.stats.accepted, 1);
+    let span = info_span!("conn", %peer);
+    let limits = daemon.hub.config().limits.clone();
+    let permit = daemon
+        .limiter
+        .admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip);
+    let permit = match permit {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let counter = match refusal {
+                Refusal::ServerFull => &daemon.stats.refused_server_full,
+                Refusal::TooManyFromAddress => &daemon.stats.refused_per_address,
+            };
+            add(counter, 1);
+            span.in_scope(|| info!(cause = refusal.cause(), "connection refused"));
+            tokio::spawn(refuse(stream, refusal));
+            return;
+        }
+    };
+    // Lines are gathered into one write per wake-up already; don't delay them.
+    let _ = stream.set_nodelay(true);
+    // Find dead peers (a laptop closed mid-chat) so their nicknames are freed.
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    span.in_scope(|| info!("connection accepted"));
+    let task = session::run(stream, peer, daemon.clone(), permit);
+    daemon.tracker.spawn(task.instrument(span));
+}
+
+/// Tells a refused client why, briefly, and closes.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let notice = refusal.notice().as_bytes();
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(notice)).await;
 }

@@ -20,8 +20,10 @@ use crate::codec::{Decoder, Event, TELNET_HELLO};
 use crate::command::{self, Command};
 use crate::config::Config;
 use crate::daemon::Daemon;
+use crate::flood::Bucket;
 use crate::format::{self, Formatter};
 use crate::hub::ClientId;
+use crate::limits::Permit;
 use crate::nick;
 use crate::outbox::{Close, Outbox};
 use crate::sanitize;
@@ -55,6 +57,12 @@ enum Leave {
     Kicked,
     /// The server shut down.
     Shutdown,
+    /// Chose no nickname in time.
+    LoginTimeout,
+    /// Sent nothing for too long.
+    IdleTimeout,
+    /// Accepted no output for too long.
+    WriteTimeout,
 }
 
 impl From<Close> for Leave {
@@ -75,21 +83,45 @@ impl Leave {
             Leave::SendQueueFull => "send queue full",
             Leave::Kicked => "kicked",
             Leave::Shutdown => "shutdown",
+            Leave::LoginTimeout => "login timeout",
+            Leave::IdleTimeout => "idle timeout",
+            Leave::WriteTimeout => "write timeout",
         }
+    }
+
+    /// Whether the connection ends with our last lines written, so a clean close matters.
+    fn closes_cleanly(&self) -> bool {
+        !matches!(
+            self,
+            Leave::Error(_) | Leave::SendQueueFull | Leave::WriteTimeout
+        )
     }
 }
 
-/// Serves one accepted connection until the client leaves.
-pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>) {
+/// Serves one accepted connection until the client leaves. `permit` holds its place in
+/// the connection limits until then.
+pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permit: Permit) {
+    let _permit = permit;
     let started = Instant::now();
     // Settings read at connect hold for the whole connection; a reload affects new ones.
     let config = daemon.hub.config();
     let outbox = Arc::new(Outbox::new(config.limits.send_queue_bytes));
     let meter = Arc::new(Meter::default());
     let id = daemon.hub.connect(peer, outbox.clone(), meter.clone());
+    // Leaves the room even if this task panics, so no ghost stays behind.
+    let registration = Registration {
+        daemon: daemon.clone(),
+        id,
+    };
+    let limits = &config.limits;
     let mut session = Session {
         id,
         decoder: Decoder::new(config.chat.max_line_bytes, config.server.telnet_binary),
+        flood: Bucket::new(limits.flood_rate, limits.flood_burst, started),
+        flood_warned: false,
+        held: None,
+        started,
+        last_line: started,
         daemon,
         config,
         outbox,
@@ -100,18 +132,26 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>) {
     };
     session.greet();
     let leave = session.serve(stream).await;
-    session.daemon.hub.leave(id);
-    if let Leave::SendQueueFull = leave {
-        add(&session.daemon.stats.dropped_send_queue, 1);
-    }
+    drop(registration);
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     let nick = session.nick.as_deref().unwrap_or("-");
+    let reason = leave.as_str();
     match &leave {
-        Leave::Error(e) => info!(nick, reason = leave.as_str(), error = %e, %duration, "left"),
-        Leave::SendQueueFull | Leave::Kicked => {
-            warn!(nick, reason = leave.as_str(), %duration, "left")
-        }
-        _ => info!(nick, reason = leave.as_str(), %duration, "left"),
+        Leave::Error(e) => info!(nick, reason, error = %e, %duration, "left"),
+        Leave::Quit | Leave::Closed | Leave::Shutdown => info!(nick, reason, %duration, "left"),
+        _ => warn!(nick, reason, %duration, "left"),
+    }
+}
+
+/// A connection's place in the hub, given up when dropped.
+struct Registration {
+    daemon: Arc<Daemon>,
+    id: ClientId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.daemon.hub.leave(self.id);
     }
 }
 
@@ -122,6 +162,13 @@ struct Session {
     outbox: Arc<Outbox>,
     meter: Arc<Meter>,
     decoder: Decoder,
+    flood: Bucket,
+    /// Told to slow down in this flood episode already.
+    flood_warned: bool,
+    /// A line waiting for flood control to let it through.
+    held: Option<String>,
+    started: Instant,
+    last_line: Instant,
     /// Set once logged in.
     nick: Option<Arc<str>>,
     /// Set when the client is done; what is queued is still written.
@@ -168,21 +215,30 @@ impl Session {
 
     async fn serve(&mut self, mut stream: TcpStream) -> Leave {
         let leave = self.pump(&mut stream).await;
-        if matches!(
-            leave,
-            Leave::Quit | Leave::Closed | Leave::Kicked | Leave::Shutdown
-        ) {
+        let stats = &self.daemon.stats;
+        match leave {
+            Leave::SendQueueFull => add(&stats.dropped_send_queue, 1),
+            Leave::WriteTimeout => add(&stats.dropped_write_timeout, 1),
+            Leave::LoginTimeout => add(&stats.dropped_login_timeout, 1),
+            Leave::IdleTimeout => add(&stats.dropped_idle_timeout, 1),
+            _ => {}
+        }
+        if leave.closes_cleanly() {
             linger(&mut stream).await;
         }
         leave
     }
 
-    /// Moves bytes both ways until the client is gone or done and all its output is out.
+    /// Moves bytes both ways until the client is gone, or done and all its output is out.
     async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
         let (mut reader, mut writer) = stream.split();
         let mut input = vec![0; READ_CHUNK];
+        // input[start..end] is read but not yet decoded (flood control can hold it).
+        let (mut start, mut end) = (0, 0);
         let mut output = Vec::new();
         let mut written = 0;
+        // When output last made progress, for the write timeout.
+        let mut progress = Instant::now();
         let mut flush_deadline = None;
         loop {
             if self.outbox.is_aborted() {
@@ -193,10 +249,16 @@ impl Session {
             {
                 self.leaving = Some(close.into());
             }
+            let now = Instant::now();
+            start += self.process(&input[start..end], now);
             if written == output.len() {
                 output.clear();
                 written = 0;
-                self.outbox.drain_into(&mut output, WRITE_CHUNK);
+                progress = now;
+                if let Some(skipped) = self.outbox.drain_into(&mut output, WRITE_CHUNK) {
+                    warn!(skipped, "group messages skipped for a slow reader");
+                    add(&self.daemon.stats.skipped_messages, skipped);
+                }
                 if output.is_empty()
                     && let Some(leave) = self.leaving.take()
                 {
@@ -204,14 +266,23 @@ impl Session {
                 }
             }
             let idle = written == output.len();
-            let reading = idle && self.leaving.is_none();
+            let reading = idle && self.leaving.is_none() && start == end && self.held.is_none();
             if self.leaving.is_some() && flush_deadline.is_none() {
-                flush_deadline = Some(Instant::now() + FLUSH_TIMEOUT);
+                flush_deadline = Some(now + FLUSH_TIMEOUT);
             }
+            let write_deadline = (!idle)
+                .then(|| self.limit(self.config.limits.write_timeout))
+                .flatten()
+                .map(|t| progress + t);
+            let deadline = [flush_deadline, write_deadline, self.timer(now)]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 res = writer.write(&output[written..]), if !idle => match res {
                     Ok(n) => {
                         written += n;
+                        progress = Instant::now();
                         self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
                     }
                     Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
@@ -220,15 +291,66 @@ impl Session {
                 res = reader.read(&mut input), if reading => match res {
                     Ok(0) => self.end_of_input(),
                     Ok(n) => {
+                        (start, end) = (0, n);
                         self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
-                        self.input(&input[..n]);
                     }
                     Err(e) => return io_leave(e),
                 },
-                () = sleep_until(flush_deadline) => {
-                    return self.leaving.take().unwrap_or(Leave::Closed);
+                () = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if write_deadline.is_some_and(|d| now >= d) {
+                        return Leave::WriteTimeout;
+                    }
+                    if flush_deadline.is_some_and(|d| now >= d) {
+                        return self.leaving.take().unwrap_or(Leave::Closed);
+                    }
+                    self.on_timer(now);
                 }
             }
+        }
+    }
+
+    /// A limit in seconds from the config as a duration; 0 means none.
+    fn limit(&self, secs: u64) -> Option<Duration> {
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
+    /// When the session next has something to do by itself: let a held line through,
+    /// or end a login or idle timeout.
+    fn timer(&self, now: Instant) -> Option<Instant> {
+        if self.leaving.is_some() {
+            None
+        } else if self.held.is_some() {
+            Some(now + self.flood.wait(now).unwrap_or_default())
+        } else {
+            self.inactivity_deadline()
+        }
+    }
+
+    /// When the login timeout (before a nickname) or the idle timeout (after) runs out.
+    fn inactivity_deadline(&self) -> Option<Instant> {
+        let limits = &self.config.limits;
+        let (secs, since) = match self.nick {
+            None => (limits.login_timeout, self.started),
+            Some(_) => (limits.idle_timeout, self.last_line),
+        };
+        self.limit(secs).map(|t| since + t)
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        let expired = self.inactivity_deadline().is_some_and(|d| now >= d);
+        if self.leaving.is_some() || self.held.is_some() || !expired {
+            return;
+        }
+        let limits = &self.config.limits;
+        if self.nick.is_none() {
+            let secs = limits.login_timeout;
+            self.error(format_args!("login timeout: no nickname after {secs} s"));
+            self.leave(Leave::LoginTimeout);
+        } else {
+            let secs = limits.idle_timeout;
+            self.error(format_args!("idle timeout: nothing sent for {secs} s"));
+            self.leave(Leave::IdleTimeout);
         }
     }
 
@@ -237,8 +359,22 @@ impl Session {
         add(total, n as u64);
     }
 
-    fn input(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.leaving.is_none() {
+    /// Acts on buffered input until it runs out, flood control says wait, or the client
+    /// leaves. Returns how many bytes of `data` were used.
+    fn process(&mut self, mut data: &[u8], now: Instant) -> usize {
+        let total = data.len();
+        while self.leaving.is_none() {
+            if let Some(line) = self.held.take() {
+                if !self.flood_allows(now) {
+                    self.held = Some(line);
+                    break;
+                }
+                self.line(&line);
+                continue;
+            }
+            if data.is_empty() {
+                break;
+            }
             let (used, event) = self.decoder.decode(data);
             data = &data[used..];
             let line = match event {
@@ -258,8 +394,35 @@ impl Session {
             if are_you_there {
                 self.are_you_there();
             }
-            if let Some(line) = line {
-                self.line(&line);
+            match line {
+                // Only lines that say something cost a token.
+                Some(line) if !line.is_empty() => self.held = Some(line),
+                Some(empty) => self.line(&empty),
+                None => {}
+            }
+        }
+        total - data.len()
+    }
+
+    /// Whether flood control lets a line through now. Lines before login are not counted;
+    /// the login timeout bounds those.
+    fn flood_allows(&mut self, now: Instant) -> bool {
+        if self.nick.is_none() {
+            return true;
+        }
+        match self.flood.take(now) {
+            Ok(()) => {
+                if self.flood.is_full() {
+                    self.flood_warned = false;
+                }
+                true
+            }
+            Err(_) => {
+                if !std::mem::replace(&mut self.flood_warned, true) {
+                    let rate = self.config.limits.flood_rate;
+                    self.error(format_args!("slow down: {rate} lines per second at most"));
+                }
+                false
             }
         }
     }
@@ -290,6 +453,7 @@ impl Session {
 
     fn line(&mut self, line: &str) {
         self.meter.line();
+        self.last_line = Instant::now();
         match self.nick.clone() {
             None => self.choose_nick(line),
             Some(_) if line.is_empty() => {}

@@ -21,6 +21,18 @@ pub struct Stats {
     pub kicks: AtomicU64,
     /// Clients dropped because their send queue overflowed.
     pub dropped_send_queue: AtomicU64,
+    /// Clients dropped because they accepted no output for too long.
+    pub dropped_write_timeout: AtomicU64,
+    /// Connections closed because no nickname was chosen in time.
+    pub dropped_login_timeout: AtomicU64,
+    /// Users disconnected for sending nothing for too long.
+    pub dropped_idle_timeout: AtomicU64,
+    /// Connections refused because the server was full.
+    pub refused_server_full: AtomicU64,
+    /// Connections refused because their address had too many open.
+    pub refused_per_address: AtomicU64,
+    /// Group messages skipped for slow readers.
+    pub skipped_messages: AtomicU64,
 }
 
 /// Adds `n` to a counter.

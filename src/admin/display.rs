@@ -7,9 +7,9 @@ use super::proto::{ListReply, ReloadReply, StatsReply};
 /// `list` as an aligned table, one connection per row.
 pub fn list_table(reply: &ListReply) -> String {
     let header = [
-        "ID", "NICK", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE",
+        "ID", "NICK", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE", "SKIPPED",
     ];
-    let rows: Vec<[String; 10]> = reply
+    let rows: Vec<[String; 11]> = reply
         .connections
         .iter()
         .map(|c| {
@@ -24,6 +24,7 @@ pub fn list_table(reply: &ListReply) -> String {
                 c.bytes_in.to_string(),
                 c.bytes_out.to_string(),
                 c.queue_bytes.to_string(),
+                c.skipped.to_string(),
             ]
         })
         .collect();
@@ -73,6 +74,7 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("kicks", s.kicks.to_string()),
         ("refused", by_cause(&s.refused)),
         ("dropped", by_cause(&s.dropped)),
+        ("skipped_messages", s.skipped_messages.to_string()),
         ("log_lines_dropped", s.log_lines_dropped.to_string()),
     ];
     lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
@@ -112,6 +114,7 @@ mod tests {
             bytes_in: 100,
             bytes_out: 2000,
             queue_bytes: 0,
+            skipped: 0,
         };
         let table = list_table(&ListReply {
             connections: vec![conn(1, Some("alice")), conn(2, None)],

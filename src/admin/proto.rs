@@ -198,6 +198,8 @@ pub struct Connection {
     pub bytes_out: u64,
     /// Bytes waiting to be sent.
     pub queue_bytes: u64,
+    /// Group messages skipped because it read too slowly.
+    pub skipped: u64,
 }
 
 /// The reply to `list`.
@@ -236,6 +238,8 @@ pub struct StatsReply {
     pub refused: std::collections::BTreeMap<String, u64>,
     /// Connections dropped by the server, by cause.
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Group messages skipped for slow readers.
+    pub skipped_messages: u64,
     /// Log lines lost because the log file writer could not keep up.
     pub log_lines_dropped: u64,
 }

@@ -47,7 +47,7 @@ impl Daemon {
     pub fn with_config(toml: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("admin.sock");
-        let mut toml = toml.to_owned();
+        let mut toml = with_test_limits(toml);
         if !toml.contains("[admin]") {
             toml.push_str(&format!(
                 "[admin]\nsocket = {:?}\n",
@@ -246,6 +246,33 @@ impl Client {
         }
     }
 
+    /// Wraps a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes; the server may hang up part way.
+    pub fn send_ignoring_errors(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads up to and including the nickname prompt, whatever came before it.
+    pub fn expect_greeting_tail(&mut self) {
+        for _ in 0..100 {
+            if self.line().contains("Choose a nickname (up to ") {
+                return;
+            }
+        }
+        panic!("no nickname prompt");
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.stream.write_all(bytes.as_ref()).expect("send");
@@ -341,6 +368,24 @@ impl Client {
             "unexpected output before close: {:?}",
             String::from_utf8_lossy(&self.buf)
         );
+    }
+}
+
+/// `toml` with flood control and the per-address limit off unless it sets them: tests send
+/// fast, from one address.
+pub fn with_test_limits(toml: &str) -> String {
+    let mut extra = String::new();
+    for (key, value) in [("flood_rate", "0"), ("max_clients_per_ip", "0")] {
+        if !toml.contains(&format!("{key} =")) {
+            extra.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    match toml.find("[limits]\n") {
+        Some(at) => {
+            let at = at + "[limits]\n".len();
+            format!("{}{extra}{}", &toml[..at], &toml[at..])
+        }
+        None => format!("{toml}[limits]\n{extra}"),
     }
 }
 
