@@ -412,4 +412,67 @@ mod tests {
             assert_eq!(got, whole.0, "cut at {cut}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::sanitize::clean;
+        use proptest::prelude::*;
+
+        /// Bytes that exercise every path: telnet commands, line ends, UTF-8 lead bytes.
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            let byte = prop_oneof![
+                4 => any::<u8>(),
+                2 => prop::sample::select(vec![
+                    IAC, DO, DONT, WILL, WONT, SB, SE, EC, EL, AYT, b'\r', b'\n', 0, 0x1b,
+                    0x08, 0x7f, 0xc3, 0xe2, 0x80,
+                ]),
+                4 => prop::sample::select(b"ab \t@/".to_vec()),
+            ];
+            prop::collection::vec(byte, 0..2000)
+        }
+
+        /// Every line, sanitized, for `input` fed in the pieces `cuts` make; checks the
+        /// buffer bound after every call.
+        fn lines(input: &[u8], cuts: &[usize], max: usize) -> Vec<String> {
+            let mut d = Decoder::new(max, true);
+            let mut out = Vec::new();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+            points.push(0);
+            points.push(input.len());
+            points.sort_unstable();
+            for w in points.windows(2) {
+                let mut rest = &input[w[0]..w[1]];
+                while !rest.is_empty() {
+                    let (used, event) = d.decode(rest);
+                    assert!(used > 0 && used <= rest.len());
+                    if let Some(Event::Line(raw)) = event {
+                        out.push(clean(raw));
+                    }
+                    assert!(d.line.len() <= max, "buffered {} > {max}", d.line.len());
+                    rest = &rest[used..];
+                }
+            }
+            out.extend(d.finish().map(clean));
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn split_anywhere_gives_the_same_lines(
+                input in stream(),
+                cuts in prop::collection::vec(any::<usize>(), 0..20),
+            ) {
+                prop_assert_eq!(lines(&input, &cuts, 64), lines(&input, &[], 64));
+            }
+
+            #[test]
+            fn output_is_clean_text(input in stream()) {
+                for line in lines(&input, &[], 512) {
+                    prop_assert!(!line.chars().any(char::is_control), "{:?}", line);
+                    prop_assert!(!line.contains(char::from(0x1b)), "{:?}", line);
+                    prop_assert!(line.len() <= 512 * 4);
+                }
+            }
+        }
+    }
 }

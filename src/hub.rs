@@ -315,6 +315,13 @@ impl Hub {
         (state.nicks.len(), state.peak, state.clients.len())
     }
 
+    /// Panics while holding the registry lock, as a bug in a session would.
+    #[cfg(test)]
+    pub(crate) fn panic_holding_lock(&self) {
+        let _state = self.lock();
+        panic!("a bug while holding the hub lock");
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update leaves the maps consistent, so a panic elsewhere cannot corrupt them.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

@@ -591,3 +591,59 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::Logs;
+
+    #[tokio::test]
+    async fn a_panicking_session_poisons_nothing_and_leaves_no_ghost() {
+        let mut config = Config::default();
+        config.chat.timestamps = false;
+        let daemon = Arc::new(Daemon::new(
+            config,
+            None,
+            vec![],
+            vec![],
+            Arc::new(Logs::default()),
+        ));
+        let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+        let watcher = Arc::new(Outbox::new(1 << 16));
+        let watcher_id = daemon.hub.connect(peer, watcher.clone(), Arc::default());
+        daemon.hub.login(watcher_id, "watcher").unwrap();
+
+        let d = daemon.clone();
+        let doomed = tokio::spawn(async move {
+            let outbox = Arc::new(Outbox::new(1 << 16));
+            let id = d.hub.connect(peer, outbox, Arc::default());
+            let _registration = Registration {
+                daemon: d.clone(),
+                id,
+            };
+            d.hub.login(id, "doomed").unwrap();
+            d.hub.panic_holding_lock();
+        });
+        assert!(doomed.await.unwrap_err().is_panic());
+
+        // The room still works, and the panicked user is gone with a proper goodbye.
+        let mut seen = Vec::new();
+        watcher.drain_into(&mut seen, usize::MAX);
+        let seen = String::from_utf8(seen).unwrap();
+        assert!(
+            seen.ends_with("* doomed joined\r\n* doomed left\r\n"),
+            "{seen}"
+        );
+        let names: Vec<String> = daemon
+            .hub
+            .members()
+            .iter()
+            .map(|m| m.nick.to_string())
+            .collect();
+        assert_eq!(names, ["watcher"]);
+        let other = daemon
+            .hub
+            .connect(peer, Arc::new(Outbox::new(1 << 16)), Arc::default());
+        assert!(daemon.hub.login(other, "doomed").is_ok(), "nickname freed");
+    }
+}
