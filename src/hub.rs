@@ -143,18 +143,20 @@ impl Hub {
     }
 
     /// Sends a group message from `id` to every other logged-in user not in ignore mode.
-    pub fn say(&self, id: ClientId, line: &Bytes) -> Result<(), Ignoring> {
+    /// Returns how many slow readers it was skipped for.
+    pub fn say(&self, id: ClientId, line: &Bytes) -> Result<u64, Ignoring> {
         let state = self.lock();
         if state.clients.get(&id).is_some_and(|c| c.ignoring) {
             return Err(Ignoring);
         }
+        let mut skipped = 0;
         for (&other, client) in &state.clients {
             if other != id && client.nick.is_some() && !client.ignoring {
                 // A slow reader misses group messages rather than holding them all.
-                client.outbox.push_or_skip(line.clone());
+                skipped += u64::from(!client.outbox.push_or_skip(line.clone()));
             }
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Sends `text` from `from` (nickname `from_nick`) to the user named `to`, and the same
@@ -364,7 +366,7 @@ mod tests {
         );
         assert_eq!(hub.login(b, "ALICE"), Err(NickError::Taken));
 
-        hub.say(a, &hub.format().group("alice", "hi")).unwrap();
+        assert_eq!(hub.say(a, &hub.format().group("alice", "hi")), Ok(0));
         assert_eq!(take(&ao), "");
         assert_eq!(take(&bo), "<alice> hi\r\n");
 

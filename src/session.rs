@@ -257,7 +257,6 @@ impl Session {
                 progress = now;
                 if let Some(skipped) = self.outbox.drain_into(&mut output, WRITE_CHUNK) {
                     warn!(skipped, "group messages skipped for a slow reader");
-                    add(&self.daemon.stats.skipped_messages, skipped);
                 }
                 if output.is_empty()
                     && let Some(leave) = self.leaving.take()
@@ -490,8 +489,9 @@ impl Session {
             Command::Say(text) => {
                 let msg = hub.format().group(nick, text);
                 match hub.say(self.id, &msg) {
-                    Ok(()) => {
+                    Ok(skipped) => {
                         add(relayed, 1);
+                        add(&self.daemon.stats.skipped_messages, skipped);
                         if hub.config().log.chat {
                             info!(target: "natter::chat", from = nick, text, "group message");
                         }

@@ -123,6 +123,11 @@ impl Daemon {
         }
     }
 
+    /// natterd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The temp dir holding the config and socket.
     pub fn dir(&self) -> &Path {
         self.dir.path()
