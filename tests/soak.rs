@@ -185,7 +185,7 @@ fn two_thousand_clients_misbehaving() {
                         200 + (i as u64 * 37 + round * 101) % 2000,
                     ))
                     .await;
-                    if round % 2 == 0 {
+                    if round.is_multiple_of(2) {
                         let _ = write.write_all(b"/quit\r\n").await;
                     }
                     drop((lines, write));
