@@ -17,8 +17,10 @@ use crate::stats::add;
 
 /// Pending connections the kernel may hold for us.
 const BACKLOG: i32 = 1024;
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again; it
+/// doubles while accept keeps failing, up to the maximum.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// TCP keepalive: probe after this much silence, then at this interval, this many times.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -76,14 +78,19 @@ pub async fn run(listeners: Vec<TcpListener>, daemon: Arc<Daemon>) {
 }
 
 async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => admit(stream, peer, &daemon),
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF;
+                admit(stream, peer, &daemon);
+            }
             Err(e) => {
                 // Out of file descriptors, or a connection reset before we took it: wait a
-                // moment and go on; never give up the listener.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                // little longer each time and go on; never give up the listener.
+                warn!(error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }

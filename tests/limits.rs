@@ -263,3 +263,35 @@ fn garbage_spewers_do_not_slow_the_others() {
     let out = d.ctl(&["stats"]);
     assert!(text(&out.stdout).contains("users_online: 2"));
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_survived() {
+    use rustix::process::{Pid, Resource, Rlimit, getrlimit, prlimit};
+    let d = Daemon::start();
+    let mut alice = d.login("alice");
+    let pid = Pid::from_raw(d.pid() as i32).unwrap();
+    let open = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count() as u64;
+    // natterd inherited ours.
+    let old = getrlimit(Resource::Nofile);
+    // Room for three more connections, then accept fails with EMFILE.
+    let tight = Rlimit {
+        current: Some(open + 3),
+        maximum: old.maximum,
+    };
+    prlimit(Some(pid), Resource::Nofile, tight).expect("lower natterd's limit");
+    let mut clients: Vec<Client> = (0..6).map(|_| d.connect()).collect();
+    for c in &mut clients[..3] {
+        c.expect_greeting();
+    }
+    d.wait_log("accept failed");
+    // natterd still serves the connections it has.
+    alice.say("/ls");
+    alice.expect("* 1 online: alice");
+    // With the limit back, the waiting connections are served.
+    prlimit(Some(pid), Resource::Nofile, old).expect("restore natterd's limit");
+    for c in &mut clients[3..] {
+        c.expect_greeting();
+    }
+}
