@@ -54,48 +54,45 @@ impl Outbox {
     /// Queues `line`. Returns false when it did not fit: the queue is then dropped and the
     /// client is cut off, as it was already if an earlier push failed.
     pub fn push(&self, line: Bytes) -> bool {
-        let mut inner = self.lock();
-        if inner.aborted || inner.closing.is_some() {
-            return false;
-        }
-        if inner.bytes + line.len() > self.limit {
+        self.enqueue(line, |inner| {
             inner.aborted = true;
             inner.queue = VecDeque::new();
             inner.bytes = 0;
-            drop(inner);
-            self.wake.notify_one();
-            return false;
-        }
-        let was_empty = inner.queue.is_empty();
-        inner.bytes += line.len();
-        inner.queue.push_back(line);
-        drop(inner);
-        if was_empty {
-            self.wake.notify_one();
-        }
-        true
+            true
+        })
     }
 
     /// Queues a group message, or skips it for this client if it does not fit. Returns
     /// false if skipped.
     pub fn push_or_skip(&self, line: Bytes) -> bool {
+        self.enqueue(line, |inner| {
+            inner.skipped_untold += 1;
+            inner.skipped_total += 1;
+            false
+        })
+    }
+
+    /// Queues `line` if it fits; otherwise runs `overflow`, which says whether the session
+    /// must be woken to see what it did.
+    fn enqueue(&self, line: Bytes, overflow: impl FnOnce(&mut Inner) -> bool) -> bool {
         let mut inner = self.lock();
         if inner.aborted || inner.closing.is_some() {
             return false;
         }
-        if inner.bytes + line.len() > self.limit {
-            inner.skipped_untold += 1;
-            inner.skipped_total += 1;
-            return false;
-        }
-        let was_empty = inner.queue.is_empty();
-        inner.bytes += line.len();
-        inner.queue.push_back(line);
+        let fits = inner.bytes + line.len() <= self.limit;
+        let wake = if fits {
+            let was_empty = inner.queue.is_empty();
+            inner.bytes += line.len();
+            inner.queue.push_back(line);
+            was_empty
+        } else {
+            overflow(&mut inner)
+        };
         drop(inner);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
-        true
+        fits
     }
 
     /// Moves queued lines into `buf` until it holds at least `max` bytes or the queue is

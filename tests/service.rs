@@ -219,8 +219,9 @@ fn a_missing_log_directory_is_a_clear_error() {
     );
 }
 
-#[test]
-fn sd_notify_ready_reloading_stopping() {
+/// natterd with `NOTIFY_SOCKET` (and `extra` variables) pointing at a datagram socket of
+/// ours; returns it and a reader of its messages.
+fn notified(extra: &[(&str, &str)]) -> (Daemon, impl FnMut() -> String) {
     let dir = tempfile::tempdir().unwrap();
     let notify = dir.path().join("notify.sock");
     let listener = UnixDatagram::bind(&notify).unwrap();
@@ -231,12 +232,20 @@ fn sd_notify_ready_reloading_stopping() {
         socket.display().to_string()
     );
     let notify_path = notify.to_str().unwrap().to_owned();
-    let mut d = Daemon::spawn_with(dir, socket, &toml, &[("NOTIFY_SOCKET", &notify_path)]);
-    let next = || {
+    let mut env = vec![("NOTIFY_SOCKET", notify_path.as_str())];
+    env.extend_from_slice(extra);
+    let d = Daemon::spawn_with(dir, socket, &toml, &env);
+    let next = move || {
         let mut buf = [0; 512];
         let n = listener.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
+    (d, next)
+}
+
+#[test]
+fn sd_notify_ready_reloading_stopping() {
+    let (mut d, mut next) = notified(&[]);
     assert_eq!(next(), "READY=1\n");
     d.signal(Signal::HUP);
     let reloading = next();
@@ -252,27 +261,8 @@ fn sd_notify_ready_reloading_stopping() {
 
 #[test]
 fn watchdog_is_petted_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let notify = dir.path().join("notify.sock");
-    let listener = UnixDatagram::bind(&notify).unwrap();
-    listener.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let socket = dir.path().join("admin.sock");
-    let toml = format!(
-        "{BASE_CONFIG}[admin]\nsocket = {:?}\n",
-        socket.display().to_string()
-    );
-    let notify_path = notify.to_str().unwrap().to_owned();
-    let env = [
-        ("NOTIFY_SOCKET", notify_path.as_str()),
-        ("WATCHDOG_USEC", "400000"),
-    ];
-    let _d = Daemon::spawn_with(dir, socket, &toml, &env);
-    let mut seen = Vec::new();
-    for _ in 0..4 {
-        let mut buf = [0; 512];
-        let n = listener.recv(&mut buf).expect("a notification");
-        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
+    let (_d, mut next) = notified(&[("WATCHDOG_USEC", "400000")]);
+    let seen: Vec<String> = (0..4).map(|_| next()).collect();
     assert!(
         seen.iter().filter(|m| *m == "WATCHDOG=1\n").count() >= 2,
         "{seen:?}"

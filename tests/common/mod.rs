@@ -240,15 +240,7 @@ pub struct Client {
 impl Client {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client::from_stream(TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect"))
     }
 
     /// Wraps a connected stream.
