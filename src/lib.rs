@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bench;
 pub mod codec;
 pub mod command;
 pub mod config;

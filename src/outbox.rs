@@ -107,6 +107,10 @@ impl Outbox {
             inner.bytes -= line.len();
             buf.extend_from_slice(&line);
         }
+        if inner.queue.is_empty() && inner.queue.capacity() > 64 {
+            // A burst (say, a storm of joins) is over; don't keep its bookkeeping.
+            inner.queue = VecDeque::new();
+        }
         if inner.queue.is_empty() && inner.skipped_untold > 0 {
             let n = std::mem::take(&mut inner.skipped_untold);
             let note = format!("! {n} messages skipped (you are reading too slowly)\r\n");

@@ -61,7 +61,7 @@ fn ctrl_c_in_telnet_gets_its_timing_mark_and_output_goes_on() {
 #[test]
 fn hostile_bytes_leave_other_screens_clean() {
     let d = Daemon::with_config(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[chat]\ntimestamps = false\nmax_line_bytes = 4096\n",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[chat]\ntimestamps = false\nmax_line_bytes = 4096\n[limits]\nsend_queue_bytes = 67108864\n",
     );
     let [mut watcher, mut evil] = d.room(["watcher", "evil"]);
     // A fixed pseudo-random stream, heavy in the bytes that matter.

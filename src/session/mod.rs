@@ -31,6 +31,8 @@ mod lines;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 2048;
+/// A connection holds at most this much write buffer while it has nothing to send.
+const IDLE_BUFFER: usize = 4096;
 /// Bytes of queued output gathered into one write.
 const WRITE_CHUNK: usize = 16 * 1024;
 /// How long a leaving client gets to take its last lines.
@@ -231,10 +233,10 @@ impl Session {
 
     /// Moves bytes both ways until the client is gone, or done and all its output is out.
     async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
-        let (mut reader, mut writer) = stream.split();
-        let mut input = vec![0; READ_CHUNK];
-        // input[start..end] is read but not yet decoded (flood control can hold it).
-        let (mut start, mut end) = (0, 0);
+        let (reader, mut writer) = stream.split();
+        // Read but not yet decoded: only what flood control holds back, so an idle
+        // connection keeps no read buffer (reads go through a buffer on the stack).
+        let mut input: Vec<u8> = Vec::new();
         let mut output = Vec::new();
         let mut written = 0;
         // When output last made progress, for the write timeout.
@@ -250,7 +252,13 @@ impl Session {
                 self.leaving = Some(close.into());
             }
             let now = Instant::now();
-            start += self.process(&input[start..end], now);
+            if !input.is_empty() {
+                let used = self.process(&input, now);
+                input.drain(..used);
+                if input.is_empty() {
+                    input = Vec::new();
+                }
+            }
             if written == output.len() {
                 output.clear();
                 written = 0;
@@ -263,9 +271,28 @@ impl Session {
                 {
                     return leave;
                 }
+                // A client that keeps up takes it all at once: no need to wait for
+                // writability or arm the write timeout.
+                if !output.is_empty() {
+                    match writer.try_write(&output) {
+                        Ok(n) => {
+                            written = n;
+                            self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
+                    }
+                    if written == output.len() {
+                        // All out; see whether more was queued meanwhile.
+                        continue;
+                    }
+                } else if output.capacity() > IDLE_BUFFER {
+                    // Nothing to send: give back what a burst of output made us hold.
+                    output = Vec::new();
+                }
             }
             let idle = written == output.len();
-            let reading = idle && self.leaving.is_none() && start == end && self.held.is_none();
+            let reading = idle && self.leaving.is_none() && input.is_empty() && self.held.is_none();
             if self.leaving.is_some() && flush_deadline.is_none() {
                 flush_deadline = Some(now + FLUSH_TIMEOUT);
             }
@@ -287,14 +314,22 @@ impl Session {
                     Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
                 },
                 () = self.outbox.changed() => {}
-                res = reader.read(&mut input), if reading => match res {
-                    Ok(0) => self.end_of_input(),
-                    Ok(n) => {
-                        (start, end) = (0, n);
-                        self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
+                res = reader.readable(), if reading => {
+                    if let Err(e) = res {
+                        return io_leave(e);
                     }
-                    Err(e) => return io_leave(e),
-                },
+                    let mut buf = [0; READ_CHUNK];
+                    match reader.try_read(&mut buf) {
+                        Ok(0) => self.end_of_input(),
+                        Ok(n) => {
+                            self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
+                            let used = self.process(&buf[..n], Instant::now());
+                            input.extend_from_slice(&buf[used..n]);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return io_leave(e),
+                    }
+                }
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     if write_deadline.is_some_and(|d| now >= d) {

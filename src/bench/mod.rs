@@ -1,0 +1,355 @@
+//! natter-bench: the load generator. Logs N clients in to a running natterd, waits for the
+//! join announcements to settle, then runs a scenario and reports what it measured.
+
+pub mod chart;
+pub mod client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Semaphore;
+
+use client::Shared;
+
+/// Logins in flight at once.
+const CONNECT_CONCURRENCY: usize = 256;
+/// The send window with no `--rate`: messages per sender not yet delivered everywhere.
+const WINDOW: u64 = 32;
+/// Measuring starts after this much sending.
+const WARMUP: Duration = Duration::from_secs(1);
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// natterd's chat address.
+    pub server: SocketAddr,
+    /// Loopback source addresses to spread clients over (127.0.0.1 ..).
+    pub sources: usize,
+    /// natterd's pid, for its CPU time and memory.
+    pub pid: Option<u32>,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
+
+/// A room of logged-in bench clients.
+pub struct Room {
+    /// Write halves, by client index.
+    pub writers: Vec<OwnedWriteHalf>,
+    /// Read halves of clients that never read (slow-reader scenario).
+    pub idle_readers: Vec<OwnedReadHalf>,
+    /// Everyone's counters.
+    pub shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    /// How long logging in took, announcements included.
+    pub login_time: Duration,
+    /// Whether every expected join line arrived.
+    pub settled: bool,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+/// Logs in `n` clients named `b0..`; the last `deaf` of them never read. Waits until every
+/// reading client has seen every later client's join line.
+pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> anyhow::Result<Room> {
+    let shared = Shared::new(senders);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let bar = bar(target, n as u64, "logging in");
+    let readers = n - deaf;
+    let mut writers: Vec<Option<OwnedWriteHalf>> = (0..n).map(|_| None).collect();
+    let mut idle_readers = Vec::new();
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    // Readers first, then the clients that never read, so those are told of nobody
+    // after them but each other.
+    for (range, reading) in [(0..readers, true), (readers..n, false)] {
+        let mut logins = tokio::task::JoinSet::new();
+        for i in range {
+            let permit = gate.clone().acquire_owned().await?;
+            let bind = client::source(i, target.sources, target.server.ip());
+            let server = target.server;
+            logins.spawn(async move {
+                let result = client::login(server, bind, &format!("b{i}")).await;
+                drop(permit);
+                (i, result)
+            });
+        }
+        while let Some(joined) = logins.join_next().await {
+            let (i, result) = joined?;
+            let (read, write, rest) = result.with_context(|| format!("client b{i}"))?;
+            writers[i] = Some(write);
+            if reading {
+                tokio::spawn(client::read_loop(read, rest, shared.clone(), stop.clone()));
+            } else {
+                idle_readers.push(read);
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    // Each pair of clients yields one join line, seen by the earlier of the two; joins
+    // among the deaf clients are never read.
+    let expected = (n * (n - 1) / 2 - deaf * deaf.saturating_sub(1) / 2) as u64;
+    let settled = wait_for(
+        || shared.joins.load(Relaxed) >= expected,
+        Duration::from_secs(60),
+    )
+    .await;
+    Ok(Room {
+        writers: writers.into_iter().map(|w| w.expect("logged in")).collect(),
+        idle_readers,
+        shared,
+        stop,
+        login_time: started.elapsed(),
+        settled,
+    })
+}
+
+/// Polls `done` until true or `limit` passes; says whether it became true.
+async fn wait_for(done: impl Fn() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+fn bar(target: &Target, len: u64, what: &'static str) -> ProgressBar {
+    if !target.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what);
+    bar
+}
+
+/// natterd's resident memory, KiB.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().trim_end_matches(" kB").trim().parse().ok()
+}
+
+/// natterd's CPU time so far (user + system), seconds.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// What `conns` measured.
+#[derive(Debug, Serialize)]
+pub struct ConnsReport {
+    /// Clients logged in.
+    pub clients: usize,
+    /// Seconds from the first connect until every join line arrived.
+    pub login_secs: f64,
+    /// Whether every join line arrived.
+    pub settled: bool,
+    /// natterd's RSS before connecting, KiB.
+    pub rss_before_kb: Option<u64>,
+    /// natterd's RSS with everyone logged in, KiB.
+    pub rss_after_kb: Option<u64>,
+    /// (after - before) / clients, bytes.
+    pub bytes_per_connection: Option<u64>,
+}
+
+/// Holds `n` idle logged-in clients for `hold`.
+pub async fn conns(target: &Target, n: usize, hold: Duration) -> anyhow::Result<ConnsReport> {
+    let before = target.pid.and_then(rss_kb);
+    let room = fill(target, n, 0, 0).await?;
+    // Let natterd return the memory of the announcement storm's buffers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = target.pid.and_then(rss_kb);
+    let report = ConnsReport {
+        clients: n,
+        login_secs: room.login_time.as_secs_f64(),
+        settled: room.settled,
+        rss_before_kb: before,
+        rss_after_kb: after,
+        bytes_per_connection: before
+            .zip(after)
+            .map(|(b, a)| a.saturating_sub(b) * 1024 / n.max(1) as u64),
+    };
+    tokio::time::sleep(hold).await;
+    Ok(report)
+}
+
+/// How `fanout` sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Clients in the room.
+    pub clients: usize,
+    /// Of them, how many send.
+    pub senders: usize,
+    /// Messages per second in total; None: as fast as the window allows.
+    pub rate: Option<f64>,
+    /// Seconds to measure.
+    pub duration: Duration,
+    /// Message size in bytes, CR LF included.
+    pub size: usize,
+    /// Clients that never read (slow-reader scenario).
+    pub deaf: usize,
+}
+
+/// What `fanout` and `slowreader` measured.
+#[derive(Debug, Serialize)]
+pub struct FanoutReport {
+    /// Clients, senders, clients that never read.
+    pub clients: usize,
+    /// Sending clients.
+    pub senders: usize,
+    /// Clients that never read.
+    pub deaf: usize,
+    /// Messages sent in all (warm-up included).
+    pub sent: u64,
+    /// Deliveries expected for them (sent × reading recipients).
+    pub expected: u64,
+    /// Deliveries received, once what was in flight had arrived.
+    pub received: u64,
+    /// Deliveries per second while measuring.
+    pub deliveries_per_sec: f64,
+    /// Send-to-receipt latency percentiles, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Worst.
+    pub max_ms: f64,
+    /// natterd CPU seconds per million deliveries.
+    pub cpu_s_per_million: Option<f64>,
+    /// natterd RSS once a second while measuring, KiB.
+    pub rss_kb: Vec<u64>,
+    /// Reading clients natterd disconnected.
+    pub readers_dropped: u64,
+}
+
+/// Runs a fan-out: senders send, everyone reads (but the deaf), for `load.duration`.
+pub async fn fanout(target: &Target, load: Load) -> anyhow::Result<FanoutReport> {
+    if load.senders == 0 || load.senders + load.deaf > load.clients {
+        bail!("need 1 to clients - deaf senders");
+    }
+    let mut room = fill(target, load.clients, load.senders, load.deaf).await?;
+    let shared = room.shared.clone();
+    let recipients = (load.clients - load.deaf - 1) as u64;
+    let run = Arc::new(AtomicBool::new(true));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (s, mut writer) in room.writers.drain(..load.senders).enumerate() {
+        let (shared, run, sent) = (shared.clone(), run.clone(), sent.clone());
+        let interval = load
+            .rate
+            .map(|r| Duration::from_secs_f64(load.senders as f64 / r.max(0.001)));
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0u64;
+            let mut next = Instant::now();
+            while run.load(Relaxed) {
+                match interval {
+                    Some(every) => {
+                        next += every;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
+                    None => {
+                        // Keep at most WINDOW messages not yet delivered everywhere.
+                        while run.load(Relaxed)
+                            && shared.per_sender[s].load(Relaxed) + WINDOW * recipients
+                                < seq * recipients
+                        {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+                let line = client::message(s, seq, shared.now_us(), load.size);
+                if writer.write_all(&line).await.is_err() {
+                    break;
+                }
+                seq += 1;
+                sent.fetch_add(1, Relaxed);
+            }
+            writer
+        }));
+    }
+    let bar = bar(target, load.duration.as_secs(), "sending");
+    tokio::time::sleep(WARMUP).await;
+    let cpu_start = target.pid.and_then(cpu_secs);
+    let delivered_start = shared.deliveries.load(Relaxed);
+    shared.measuring.store(true, Relaxed);
+    let measure_start = Instant::now();
+    let mut rss = Vec::new();
+    while measure_start.elapsed() < load.duration {
+        tokio::time::sleep(Duration::from_secs(1).min(load.duration)).await;
+        rss.extend(target.pid.and_then(rss_kb));
+        bar.set_position(measure_start.elapsed().as_secs());
+    }
+    shared.measuring.store(false, Relaxed);
+    let elapsed = measure_start.elapsed().as_secs_f64();
+    let delivered = shared.deliveries.load(Relaxed) - delivered_start;
+    let cpu_end = target.pid.and_then(cpu_secs);
+    run.store(false, Relaxed);
+    bar.finish_and_clear();
+    for task in tasks {
+        room.writers.push(task.await?);
+    }
+    // Let what is in flight arrive, then compare.
+    let sent = sent.load(Relaxed);
+    let mut last = shared.deliveries.load(Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = shared.deliveries.load(Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let hist = shared.latency.lock().await;
+    let ms = |us: u64| us as f64 / 1000.0;
+    Ok(FanoutReport {
+        clients: load.clients,
+        senders: load.senders,
+        deaf: load.deaf,
+        sent,
+        expected: sent * recipients,
+        received: shared.deliveries.load(Relaxed),
+        deliveries_per_sec: delivered as f64 / elapsed,
+        p50_ms: ms(hist.value_at_quantile(0.5)),
+        p99_ms: ms(hist.value_at_quantile(0.99)),
+        p999_ms: ms(hist.value_at_quantile(0.999)),
+        max_ms: ms(hist.max()),
+        cpu_s_per_million: cpu_start
+            .zip(cpu_end)
+            .map(|(a, b)| (b - a) / (delivered.max(1) as f64 / 1e6)),
+        rss_kb: rss,
+        readers_dropped: shared.closed.load(Relaxed),
+    })
+}
+
+/// The median of `values`.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
