@@ -16,6 +16,11 @@ use natter::{admin, server, signals, systemd};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
+/// mimalloc hands memory back to the system after a burst (a storm of join lines, a
+/// flood of connections), where the system allocator tends to keep it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Plain-text chat for telnet and nc clients.
 #[derive(Parser)]
 #[command(name = "natterd", version, about)]

@@ -557,3 +557,31 @@ mod tests {
         assert!(daemon.hub.login(other, "doomed").is_ok(), "nickname freed");
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// Every connection holds one of these futures; keep it small.
+    #[test]
+    fn a_session_future_stays_small() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let logs = Default::default();
+            let daemon = Arc::new(Daemon::new(Config::default(), None, vec![], vec![], logs));
+            let permit = daemon.limiter.admit(addr.ip(), 0, 0).unwrap();
+            let future = super::run(stream, addr, daemon, permit);
+            assert!(
+                std::mem::size_of_val(&future) <= 2048,
+                "{}",
+                std::mem::size_of_val(&future)
+            );
+        });
+    }
+}
