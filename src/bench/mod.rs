@@ -59,7 +59,7 @@ impl Drop for Room {
     }
 }
 
-/// Logs in `n` clients named `b0..`; the last `deaf` of them never read. Waits until every
+/// Logs in `n` clients named `r<room>b0..`; the last `deaf` of them never read. Waits until every
 /// reading client has seen every later client's join line.
 pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> anyhow::Result<Room> {
     let shared = Shared::new(senders);
@@ -70,6 +70,10 @@ pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> any
     let mut writers: Vec<Option<OwnedWriteHalf>> = (0..n).map(|_| None).collect();
     let mut idle_readers = Vec::new();
     let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    // Rooms in one run (a sweep) get their own names: the last room's clients may still
+    // be leaving.
+    static ROOMS: AtomicU64 = AtomicU64::new(0);
+    let room = ROOMS.fetch_add(1, Relaxed);
     // Readers first, then the clients that never read, so those are told of nobody
     // after them but each other.
     for (range, reading) in [(0..readers, true), (readers..n, false)] {
@@ -79,7 +83,7 @@ pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> any
             let bind = client::source(i, target.sources, target.server.ip());
             let server = target.server;
             logins.spawn(async move {
-                let result = client::login(server, bind, &format!("b{i}")).await;
+                let result = client::login(server, bind, &format!("r{room}b{i}")).await;
                 drop(permit);
                 (i, result)
             });

@@ -201,6 +201,8 @@ async fn run(target: &Target, scenario: Scenario, json: bool) -> anyhow::Result<
                         deaf: 0,
                     };
                     let r = bench::fanout(target, load).await?;
+                    // Let the last room's clients leave before the next fills up.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     rates.push(r.deliveries_per_sec);
                     p99s.push(r.p99_ms);
                     cpus.extend(r.cpu_s_per_million);
