@@ -104,9 +104,10 @@ pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> any
     // Each pair of clients yields one join line, seen by the earlier of the two; joins
     // among the deaf clients are never read.
     let expected = (n * (n - 1) / 2 - deaf * deaf.saturating_sub(1) / 2) as u64;
+    // Bounded by the run's --time-limit as well.
     let settled = wait_for(
         || shared.joins.load(Relaxed) >= expected,
-        Duration::from_secs(60),
+        Duration::from_secs(600),
     )
     .await;
     Ok(Room {
