@@ -32,6 +32,9 @@ const MAX_ANSWERS: u8 = 3;
 /// Distinct (verb, option) pairs remembered; requests beyond them go unanswered.
 const MAX_TRACKED: usize = 16;
 
+/// Line buffer capacity kept between lines; more is given back.
+const IDLE_LINE_CAPACITY: usize = 128;
+
 /// Backspace and control-U, which the line assembler stores for [`crate::sanitize`] to apply.
 const BS: u8 = 0x08;
 const NAK: u8 = 0x15;
@@ -96,8 +99,7 @@ impl Decoder {
     /// many bytes were used and the event, if any; call again with the rest.
     pub fn decode(&mut self, input: &[u8]) -> (usize, Option<Event<'_>>) {
         if self.line_taken {
-            self.line.clear();
-            self.line_taken = false;
+            self.release_line();
         }
         for (i, &byte) in input.iter().enumerate() {
             match self.step(byte) {
@@ -116,11 +118,21 @@ impl Decoder {
     /// At end of input: the unfinished line, if it has anything in it.
     pub fn finish(&mut self) -> Option<&[u8]> {
         if self.line_taken {
-            self.line.clear();
-            self.line_taken = false;
+            self.release_line();
         }
         let in_text = matches!(self.state, State::Data | State::Iac | State::Option(_));
         (in_text && !self.discarding && !self.line.is_empty()).then_some(&self.line[..])
+    }
+
+    /// Empties the line buffer after a line was handed out; a long line's memory goes back,
+    /// so an idle connection holds little.
+    fn release_line(&mut self) {
+        if self.line.capacity() > IDLE_LINE_CAPACITY {
+            self.line = Vec::new();
+        } else {
+            self.line.clear();
+        }
+        self.line_taken = false;
     }
 
     /// Telnet replies owed to the peer since the last call.

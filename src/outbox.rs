@@ -107,7 +107,7 @@ impl Outbox {
             inner.bytes -= line.len();
             buf.extend_from_slice(&line);
         }
-        if inner.queue.is_empty() && inner.queue.capacity() > 64 {
+        if inner.queue.is_empty() && inner.queue.capacity() > 8 {
             // A burst (say, a storm of joins) is over; don't keep its bookkeeping.
             inner.queue = VecDeque::new();
         }

@@ -183,9 +183,20 @@ pub struct ConnsReport {
 pub async fn conns(target: &Target, n: usize, hold: Duration) -> anyhow::Result<ConnsReport> {
     let before = target.pid.and_then(rss_kb);
     let room = fill(target, n, 0, 0).await?;
-    // Let natterd return the memory of the announcement storm's buffers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = target.pid.and_then(rss_kb);
+    // natterd's allocator hands the announcement storm's memory back over a few seconds:
+    // sample until RSS stops falling (at most 15 s) and take the settled figure.
+    let mut after = target.pid.and_then(rss_kb);
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = target.pid.and_then(rss_kb);
+        match (after, now) {
+            (Some(prev), Some(now)) if now + prev / 100 < prev => after = Some(now),
+            (_, now) => {
+                after = now.or(after);
+                break;
+            }
+        }
+    }
     let report = ConnsReport {
         clients: n,
         login_secs: room.login_time.as_secs_f64(),

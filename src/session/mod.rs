@@ -31,8 +31,6 @@ mod lines;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 2048;
-/// A connection holds at most this much write buffer while it has nothing to send.
-const IDLE_BUFFER: usize = 4096;
 /// Bytes of queued output gathered into one write.
 const WRITE_CHUNK: usize = 16 * 1024;
 /// How long a leaving client gets to take its last lines.
@@ -286,8 +284,8 @@ impl Session {
                         // All out; see whether more was queued meanwhile.
                         continue;
                     }
-                } else if output.capacity() > IDLE_BUFFER {
-                    // Nothing to send: give back what a burst of output made us hold.
+                } else if output.capacity() > 0 {
+                    // Nothing to send: an idle connection holds no write buffer.
                     output = Vec::new();
                 }
             }
