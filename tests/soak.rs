@@ -101,15 +101,6 @@ async fn read_all(mut lines: Lines, lines_each: Arc<AtomicU64>) -> u64 {
     checked
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 #[ignore = "takes minutes; run with --ignored"]
 fn two_thousand_clients_misbehaving() {
@@ -133,7 +124,7 @@ fn two_thousand_clients_misbehaving() {
         let sampling = stop.clone();
         tokio::spawn(async move {
             while !sampling.load(Relaxed) {
-                peak.fetch_max(rss_kb(pid), Relaxed);
+                peak.fetch_max(natter::bench::rss_kb(pid).unwrap_or(0), Relaxed);
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         });
