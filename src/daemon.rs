@@ -151,7 +151,7 @@ impl Daemon {
 
     /// The `stats` report.
     pub fn report(&self) -> StatsReply {
-        let (online, peak, _) = self.hub.counts();
+        let (online, peak) = self.hub.counts();
         let s = &self.stats;
         StatsReply {
             version: env!("CARGO_PKG_VERSION").to_owned(),

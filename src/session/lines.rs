@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, Session};
 use crate::command::{self, Command};
-use crate::format;
+use crate::format::{self, Formatter};
 use crate::nick;
 use crate::stats::add;
 
@@ -61,14 +61,17 @@ impl Session {
     fn command(&mut self, nick: &str, line: &str) {
         let hub = &self.daemon.hub;
         let relayed = &self.daemon.stats.lines_relayed;
+        // One look at the live configuration per line: formatting and chat logging.
+        let config = hub.config();
+        let format = Formatter::new(config.chat.timestamps);
         match command::parse(line) {
             Command::Say(text) => {
-                let msg = hub.format().group(nick, text);
+                let msg = format.group(nick, text);
                 match hub.say(self.id, &msg) {
                     Ok(skipped) => {
                         add(relayed, 1);
                         add(&self.daemon.stats.skipped_messages, skipped);
-                        if hub.config().log.chat {
+                        if config.log.chat {
                             info!(target: "natter::chat", from = nick, text, "group message");
                         }
                     }
@@ -78,7 +81,7 @@ impl Session {
             Command::Whisper { to, text } => match hub.whisper(self.id, nick, to, text) {
                 Ok(()) => {
                     add(relayed, 1);
-                    if hub.config().log.chat {
+                    if config.log.chat {
                         info!(target: "natter::chat", from = nick, to, text, "private message");
                     }
                 }
@@ -97,10 +100,10 @@ impl Session {
                 } else {
                     "ignore mode off: you receive group messages again"
                 };
-                self.send(hub.format().system(format_args!("{line}")));
+                self.send(format.system(format_args!("{line}")));
             }
             Command::Quit => {
-                self.send(hub.format().system(format_args!("bye, {nick}")));
+                self.send(format.system(format_args!("bye, {nick}")));
                 self.leave(Leave::Quit);
             }
             Command::Unknown(word) => {
