@@ -63,6 +63,10 @@ pub struct Chat {
     pub max_nick_len: usize,
     /// Longest input line, in raw bytes (telnet commands not counted).
     pub max_line_bytes: usize,
+    /// Announce joins and leaves only while at most this many users are online (0: always).
+    /// Every join in a room of N costs N lines, so filling a room of N costs N²/2; above a
+    /// few thousand users the announcements are most of the server's work and nobody reads them.
+    pub announce_max: usize,
 }
 
 impl Default for Chat {
@@ -71,6 +75,7 @@ impl Default for Chat {
             timestamps: true,
             max_nick_len: 16,
             max_line_bytes: 512,
+            announce_max: 0,
         }
     }
 }

@@ -114,29 +114,31 @@ impl Hub {
     /// and everyone else `* nick joined`, all in one step so nobody sees a half-joined user.
     pub fn login(&self, id: ClientId, nick: &str) -> Result<Arc<str>, NickError> {
         let key = nick::key(nick);
-        let format = self.format();
+        let config = self.config();
+        let format = Formatter::new(config.chat.timestamps);
         let mut state = self.lock();
         if state.nicks.contains_key(&key) {
             return Err(NickError::Taken);
         }
+        let online = state.nicks.len() + 1;
+        let users = if online == 1 { "user" } else { "users" };
         let nick: Arc<str> = Arc::from(nick);
+        let welcome = format.system(format_args!(
+            "welcome, {nick}! {online} {users} online; /h shows help"
+        ));
         let Some(client) = state.clients.get_mut(&id) else {
             return Err(NickError::Taken);
         };
         client.nick = Some(nick.clone());
+        client.outbox.push(welcome);
         state.nicks.insert(key, id);
-        let online = state.nicks.len();
         state.peak = state.peak.max(online);
-        let users = if online == 1 { "user" } else { "users" };
-        let welcome = format.system(format_args!(
-            "welcome, {nick}! {online} {users} online; /h shows help"
-        ));
-        let joined = format.system(format_args!("{nick} joined"));
-        for (&other, client) in &state.clients {
-            if other == id {
-                client.outbox.push(welcome.clone());
-            } else if client.nick.is_some() {
-                client.outbox.push(joined.clone());
+        if announces(&config, online) {
+            let joined = format.system(format_args!("{nick} joined"));
+            for (&other, client) in &state.clients {
+                if other != id && client.nick.is_some() {
+                    client.outbox.push(joined.clone());
+                }
             }
         }
         Ok(nick)
@@ -221,16 +223,26 @@ impl Hub {
     /// Removes `id`. If it was logged in, everyone else gets `* nick left`. Calling it again
     /// for the same id does nothing.
     pub fn leave(&self, id: ClientId) -> Option<Arc<str>> {
-        let left = |nick: &str| self.format().system(format_args!("{nick} left"));
+        let config = self.config();
+        let format = Formatter::new(config.chat.timestamps);
+        let left = |nick: &str, online: usize| {
+            announces(&config, online).then(|| format.system(format_args!("{nick} left")))
+        };
         self.remove(id, left)
     }
 
-    /// Removes a logged-in user and tells everyone else with the line `announce` builds.
-    fn remove(&self, id: ClientId, announce: impl Fn(&str) -> Bytes) -> Option<Arc<str>> {
+    /// Removes a logged-in user and tells everyone else with the line `announce` builds from
+    /// the nickname and the number online before they left, if it builds one.
+    fn remove(
+        &self,
+        id: ClientId,
+        announce: impl Fn(&str, usize) -> Option<Bytes>,
+    ) -> Option<Arc<str>> {
         let mut state = self.lock();
         let nick = state.clients.remove(&id)?.nick?;
+        let online = state.nicks.len();
         state.nicks.remove(&nick::key(&nick));
-        let line = announce(&nick);
+        let line = announce(&nick, online)?;
         for client in state.clients.values() {
             if client.nick.is_some() {
                 client.outbox.push(line.clone());
@@ -254,7 +266,8 @@ impl Hub {
                 String::new(),
             ),
         };
-        let announce = |nick: &str| format.system(format_args!("{nick} was kicked{suffix}"));
+        let announce =
+            |nick: &str, _| Some(format.system(format_args!("{nick} was kicked{suffix}")));
         let mut state = self.lock();
         // Look again under this lock: the user may have left in between.
         let client = state.clients.get_mut(&id).ok_or(NoSuchUser)?;
@@ -328,6 +341,12 @@ impl Hub {
         // Every update leaves the maps consistent, so a panic elsewhere cannot corrupt them.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether joins and leaves are announced with `online` users in the room.
+fn announces(config: &Config, online: usize) -> bool {
+    let max = config.chat.announce_max;
+    max == 0 || online <= max
 }
 
 #[cfg(test)]
@@ -410,5 +429,28 @@ mod tests {
         hub.close_all(&Bytes::from_static(b"bye\r\n"));
         assert_eq!(take(&ao), "bye\r\n");
         assert_eq!(ao.closing(), Some(Close::Shutdown));
+    }
+
+    #[test]
+    fn announcements_stop_above_announce_max() {
+        let mut config = Config::default();
+        config.chat.timestamps = false;
+        config.chat.announce_max = 2;
+        let hub = Hub::new(config);
+        let (_, ao) = user(&hub, "alice");
+        let (b, _) = user(&hub, "bob");
+        let (c, co) = user(&hub, "carol");
+        take(&co);
+        assert_eq!(
+            take(&ao),
+            "* welcome, alice! 1 user online; /h shows help\r\n* bob joined\r\n"
+        );
+        hub.leave(c);
+        assert_eq!(take(&ao), "");
+        hub.leave(b);
+        assert_eq!(take(&ao), "* bob left\r\n");
+        let (_, _) = user(&hub, "dave");
+        hub.kick("dave", None).unwrap();
+        assert_eq!(take(&ao), "* dave joined\r\n* dave was kicked\r\n");
     }
 }

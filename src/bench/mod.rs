@@ -36,6 +36,9 @@ pub struct Target {
     pub pid: Option<u32>,
     /// Draw progress bars on stderr.
     pub progress: bool,
+    /// natterd's `[chat] announce_max` (0: every join is announced), so the bench knows
+    /// how many join lines to wait for.
+    pub announce_max: usize,
 }
 
 /// A room of logged-in bench clients.
@@ -101,9 +104,7 @@ pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> any
         }
     }
     bar.finish_and_clear();
-    // Each pair of clients yields one join line, seen by the earlier of the two; joins
-    // among the deaf clients are never read.
-    let expected = (n * (n - 1) / 2 - deaf * deaf.saturating_sub(1) / 2) as u64;
+    let expected = expected_joins(n, deaf, target.announce_max);
     // Bounded by the run's --time-limit as well.
     let settled = wait_for(
         || shared.joins.load(Relaxed) >= expected,
@@ -118,6 +119,21 @@ pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> any
         login_time: started.elapsed(),
         settled,
     })
+}
+
+/// Join lines the reading clients of a room of `n` receive, the last `deaf` never reading.
+/// Each pair of announced clients yields one join line, seen by the earlier of the two;
+/// only the first `announce_max` logins are announced (0: all); joins among the deaf
+/// clients are never read.
+fn expected_joins(n: usize, deaf: usize, announce_max: usize) -> u64 {
+    let announced = if announce_max == 0 {
+        n
+    } else {
+        n.min(announce_max)
+    };
+    let deaf_announced = announced.saturating_sub(n - deaf);
+    let pairs = |k: usize| k * k.saturating_sub(1) / 2;
+    (pairs(announced) - pairs(deaf_announced)) as u64
 }
 
 /// Polls `done` until true or `limit` passes; says whether it became true.
@@ -367,5 +383,21 @@ pub fn median(values: &mut [f64]) -> f64 {
         0 => 0.0,
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_joins;
+
+    #[test]
+    fn join_lines_expected() {
+        assert_eq!(expected_joins(4, 0, 0), 6);
+        assert_eq!(expected_joins(4, 1, 0), 6);
+        assert_eq!(expected_joins(4, 2, 0), 5);
+        assert_eq!(expected_joins(10, 0, 4), 6);
+        assert_eq!(expected_joins(10, 2, 4), 6);
+        assert_eq!(expected_joins(4, 2, 3), 3);
+        assert_eq!(expected_joins(4, 2, 4), 5);
     }
 }

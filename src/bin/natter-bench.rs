@@ -28,6 +28,9 @@ struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// natterd's `[chat] announce_max`, so the bench waits for the right number of join lines.
+    #[arg(long, default_value_t = 0)]
+    announce_max: usize,
     /// Stop after this many seconds, whatever happens.
     #[arg(long, default_value_t = 300)]
     time_limit: u64,
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         sources: args.sources.max(1),
         pid: args.pid,
         progress: true,
+        announce_max: args.announce_max,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
