@@ -22,6 +22,15 @@ pub enum Command<'a> {
     ToggleIgnore,
     /// `/quit` or `/q`.
     Quit,
+    /// `/report nick reason`: flag abuse to the operators.
+    Report {
+        /// The nickname reported, as typed.
+        about: &'a str,
+        /// Why.
+        reason: &'a str,
+    },
+    /// `/report` without a nickname and a reason.
+    ReportUsage,
     /// Any other word starting with `/`.
     Unknown(&'a str),
 }
@@ -37,8 +46,14 @@ pub fn parse(line: &str) -> Command<'_> {
         };
     }
     if line.starts_with('/') {
-        let (word, _) = split_word(line);
+        let (word, rest) = split_word(line);
         return match word.to_ascii_lowercase().as_str() {
+            "/report" => match split_word(rest) {
+                (about, reason) if !about.is_empty() && !reason.is_empty() => {
+                    Command::Report { about, reason }
+                }
+                _ => Command::ReportUsage,
+            },
             "/ls" => Command::List,
             "/h" | "/help" => Command::Help,
             "/i" => Command::ToggleIgnore,
@@ -64,6 +79,7 @@ pub const HELP: &[&str] = &[
     "  @nick text     send text to nick only",
     "  /ls            list who is online",
     "  /i             ignore mode on/off: stop or resume receiving group messages",
+    "  /report nick reason  tell the operators about abuse",
     "  /h, /help      show this help",
     "  /quit, /q      leave",
 ];
@@ -111,5 +127,14 @@ mod tests {
         assert_eq!(parse("/foo bar"), Unknown("/foo"));
         assert_eq!(parse("/"), Unknown("/"));
         assert_eq!(parse("/lsx"), Unknown("/lsx"));
+        assert_eq!(
+            parse("/report bob spamming  links"),
+            Report {
+                about: "bob",
+                reason: "spamming  links"
+            }
+        );
+        assert_eq!(parse("/REPORT bob"), ReportUsage);
+        assert_eq!(parse("/report"), ReportUsage);
     }
 }

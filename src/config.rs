@@ -40,6 +40,32 @@ pub struct Server {
     pub motd: Option<String>,
     /// Ask telnet clients for binary mode at connect (keeps UTF-8 intact).
     pub telnet_binary: bool,
+    /// Where bans and mutes are kept (None: see [`Server::state_dir`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Server {
+    /// The state directory in force: `state_dir` if set, else systemd's `$STATE_DIRECTORY`,
+    /// else `$XDG_STATE_HOME/natter`, else `~/.local/state/natter`, else `/var/lib/natter`.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dirs) = env("STATE_DIRECTORY") {
+            // systemd separates several StateDirectory= entries with colons; use the first.
+            let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+            return first.unwrap_or_default();
+        }
+        if let Some(dir) = env("XDG_STATE_HOME") {
+            return PathBuf::from(dir).join("natter");
+        }
+        match env("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/state/natter"),
+            None => PathBuf::from("/var/lib/natter"),
+        }
+    }
 }
 
 impl Default for Server {
@@ -49,6 +75,7 @@ impl Default for Server {
             name: "natter".to_owned(),
             motd: None,
             telnet_binary: true,
+            state_dir: None,
         }
     }
 }
@@ -67,6 +94,8 @@ pub struct Chat {
     /// Every join in a room of N costs N lines, so filling a room of N costs N²/2; above a
     /// few thousand users the announcements are most of the server's work and nobody reads them.
     pub announce_max: usize,
+    /// Nicknames nobody may take (compared as look-alikes, like all nicknames).
+    pub reserved_nicks: Vec<String>,
 }
 
 impl Default for Chat {
@@ -76,6 +105,9 @@ impl Default for Chat {
             max_nick_len: 16,
             max_line_bytes: 512,
             announce_max: 0,
+            reserved_nicks: ["admin", "server", "root", "operator", "natter", "system"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -303,6 +335,13 @@ impl Config {
                 "must be at most 4096 bytes, with no control characters but newlines",
             );
         }
+        if let Some(dir) = &s.state_dir {
+            check(
+                dir.is_absolute(),
+                "server.state_dir",
+                "must be an absolute path",
+            );
+        }
         let c = &self.chat;
         check(
             (1..=64).contains(&c.max_nick_len),
@@ -372,6 +411,7 @@ impl Config {
 /// Keys that only take effect at a restart: a reload reports them and keeps the old value.
 pub const RESTART_KEYS: &[&str] = &[
     "server.listen",
+    "server.state_dir",
     "admin.socket",
     "admin.mode",
     "log.stderr",
@@ -399,6 +439,7 @@ impl Config {
     /// `self` with the restart-only keys taken from `running`.
     pub fn keeping_restart_keys(mut self, running: &Config) -> Config {
         self.server.listen.clone_from(&running.server.listen);
+        self.server.state_dir.clone_from(&running.server.state_dir);
         self.admin = running.admin.clone();
         let (level, chat) = (self.log.level, self.log.chat);
         self.log = Log {

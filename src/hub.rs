@@ -5,7 +5,7 @@
 //! broadcast and no method awaits while holding the lock.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -277,6 +277,48 @@ impl Hub {
         self.remove(id, announce).ok_or(NoSuchUser)
     }
 
+    /// Disconnects every connection `matches` picks by its address and nickname key, as a
+    /// ban does: each gets `notice` as its last line, and everyone else is told
+    /// `* nick was banned[ (reason)]` for each logged-in one. Returns their nicknames.
+    pub fn expel(
+        &self,
+        matches: impl Fn(IpAddr, Option<&str>) -> bool,
+        notice: &Bytes,
+        reason: Option<&str>,
+    ) -> Vec<Arc<str>> {
+        let format = self.format();
+        let suffix = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        let announce =
+            |nick: &str, _| Some(format.system(format_args!("{nick} was banned{suffix}")));
+        let state = self.lock();
+        let ids: Vec<ClientId> = state
+            .clients
+            .iter()
+            .filter(|(_, c)| matches(c.peer.ip(), c.nick.as_deref().map(nick::key).as_deref()))
+            .map(|(&id, c)| {
+                c.outbox.push(notice.clone());
+                c.outbox.close(Close::Banned);
+                id
+            })
+            .collect();
+        drop(state);
+        ids.into_iter()
+            .filter_map(|id| self.remove(id, announce))
+            .collect()
+    }
+
+    /// Sends `line` to the user whose nickname key is `key`, if online; says whether.
+    pub fn tell(&self, key: &str, line: Bytes) -> bool {
+        let state = self.lock();
+        let client = state.nicks.get(key).and_then(|id| state.clients.get(id));
+        client.map(|c| c.outbox.push(line)).is_some()
+    }
+
+    /// Whether someone with nickname key `key` is online.
+    pub fn is_online(&self, key: &str) -> bool {
+        self.lock().nicks.contains_key(key)
+    }
+
     /// Sends `* [server] text` to every logged-in user, ignore mode or not; returns how many.
     pub fn wall(&self, text: &str) -> usize {
         let line = self.format().system(format_args!("[server] {text}"));
@@ -452,5 +494,26 @@ mod tests {
         let (_, _) = user(&hub, "dave");
         hub.kick("dave", None).unwrap();
         assert_eq!(take(&ao), "* dave joined\r\n* dave was kicked\r\n");
+    }
+
+    #[test]
+    fn expel_by_address_or_nick() {
+        let hub = plain_hub();
+        let (_, ao) = user(&hub, "alice");
+        let (_, bo) = user(&hub, "Bob");
+        take(&ao);
+        take(&bo);
+        let notice = Formatter::error(format_args!("you are banned: spam"));
+        let gone = hub.expel(|_, key| key == Some("bob"), &notice, Some("spam"));
+        assert_eq!(gone, vec![Arc::from("Bob")]);
+        assert_eq!(take(&bo), "! you are banned: spam\r\n");
+        assert_eq!(bo.closing(), Some(Close::Banned));
+        assert_eq!(take(&ao), "* Bob was banned (spam)\r\n");
+        assert!(hub.tell("alice", Bytes::from_static(b"x\r\n")));
+        assert!(!hub.tell("bob", Bytes::from_static(b"x\r\n")));
+        assert!(hub.is_online("alice"));
+        let gone = hub.expel(|ip, _| ip.is_loopback(), &notice, None);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(hub.counts().0, 0);
     }
 }

@@ -10,7 +10,8 @@
 //!   [`format`].
 //!
 //! Around them: [`config`] reads natter.toml; [`daemon`] holds what the whole server shares
-//! (room, counters, reload, the shutdown switch); [`admin`] serves natterctl over a Unix
+//! (room, counters, reload, the shutdown switch); [`moderation`] keeps bans and mutes;
+//! [`events`] streams what happens to `natterctl watch`; [`admin`] serves natterctl over a Unix
 //! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts;
 //! [`logging`] and [`logfile`] write events; [`systemd`] speaks sd_notify and socket activation.
 //! The binaries `natterd` and `natterctl` are thin wrappers.
@@ -24,12 +25,14 @@ pub mod codec;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod flood;
 pub mod format;
 pub mod hub;
 pub mod limits;
 pub mod logfile;
 pub mod logging;
+pub mod moderation;
 pub mod nick;
 pub mod outbox;
 pub mod sanitize;

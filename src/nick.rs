@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Why a nickname was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NickError {
@@ -13,8 +15,10 @@ pub enum NickError {
     Control,
     /// Starts with `@` or `/`, which would read as a command.
     BadStart,
-    /// Someone online already uses it (ignoring case).
+    /// Someone online already uses it, or one that looks the same (see [`key`]).
     Taken,
+    /// On the operator's `[chat] reserved_nicks` list.
+    Reserved,
 }
 
 impl fmt::Display for NickError {
@@ -25,6 +29,7 @@ impl fmt::Display for NickError {
             NickError::Control => f.write_str("nickname may not contain control characters"),
             NickError::BadStart => f.write_str("nickname may not start with @ or /"),
             NickError::Taken => f.write_str("nickname already taken"),
+            NickError::Reserved => f.write_str("nickname reserved"),
         }
     }
 }
@@ -44,9 +49,20 @@ pub fn validate(nick: &str, max_len: usize) -> Result<(), NickError> {
     }
 }
 
-/// The form two nicknames are compared in: `Bob` and `bob` are the same user.
+/// The form two nicknames are compared in, so look-alikes count as one: Unicode NFKC
+/// (fullwidth `Ａ` is `A`, the ligature `ﬁ` is `fi`), then full case folding (`Bob` is
+/// `bob`, `STRASSE` is `straße`), then NFKC again, as Unicode's NFKC_Casefold does.
 pub fn key(nick: &str) -> String {
-    nick.to_lowercase()
+    let compatible: String = nick.nfkc().collect();
+    caseless::default_case_fold_str(&compatible)
+        .nfkc()
+        .collect()
+}
+
+/// Whether `nick` is one of `reserved` (compared as [`key`]s).
+pub fn is_reserved(nick: &str, reserved: &[String]) -> bool {
+    let key = key(nick);
+    reserved.iter().any(|r| self::key(r) == key)
 }
 
 #[cfg(test)]
@@ -72,5 +88,24 @@ mod tests {
         assert_eq!(key("Bob"), key("bOB"));
         assert_eq!(key("ÉMILE"), key("émile"));
         assert_ne!(key("bob"), key("bobby"));
+    }
+
+    #[test]
+    fn look_alikes_are_the_same() {
+        assert_eq!(key("Ａlice"), key("alice"));
+        assert_eq!(key("ＡＬＩＣＥ"), "alice");
+        assert_eq!(key("ﬁsh"), key("FISH"));
+        assert_eq!(key("STRASSE"), key("straße"));
+        assert_eq!(key("ǅemal"), key("DŽEMAL"));
+        assert_eq!(key("x\u{2075}"), key("x5"));
+        assert_ne!(key("alice"), key("alicé"));
+    }
+
+    #[test]
+    fn reserved_names() {
+        let reserved = vec!["admin".to_owned(), "Root".to_owned()];
+        assert!(is_reserved("ADMIN", &reserved));
+        assert!(is_reserved("ｒｏｏｔ", &reserved));
+        assert!(!is_reserved("admins", &reserved));
     }
 }

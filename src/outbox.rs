@@ -37,6 +37,8 @@ struct Inner {
 pub enum Close {
     /// An operator kicked the user.
     Kicked,
+    /// An operator banned the user's address or nickname.
+    Banned,
     /// The server is shutting down.
     Shutdown,
 }

@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::daemon::Daemon;
+use crate::events::Event;
+use crate::format::Formatter;
 use crate::limits::Refusal;
 use crate::session;
 use crate::stats::add;
@@ -100,6 +103,21 @@ async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
     add(&daemon.stats.accepted, 1);
     let span = info_span!("conn", %peer);
+    if let Some(ban) = daemon
+        .moderation
+        .rules()
+        .ban_on_addr(peer.ip(), chrono::Utc::now())
+    {
+        add(&daemon.stats.refused_banned, 1);
+        span.in_scope(|| info!(cause = "banned", "connection refused"));
+        daemon.events.emit(|| Event::Refused {
+            peer: peer.to_string(),
+            cause: "banned".into(),
+        });
+        let notice = Formatter::error(format_args!("{}", ban.banned_text()));
+        tokio::spawn(refuse(stream, notice));
+        return;
+    }
     let limits = daemon.hub.config().limits.clone();
     let permit = daemon
         .limiter
@@ -113,7 +131,12 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
             };
             add(counter, 1);
             span.in_scope(|| info!(cause = refusal.cause(), "connection refused"));
-            tokio::spawn(refuse(stream, refusal));
+            daemon.events.emit(|| Event::Refused {
+                peer: peer.to_string(),
+                cause: refusal.cause().into(),
+            });
+            let notice = Bytes::from_static(refusal.notice().as_bytes());
+            tokio::spawn(refuse(stream, notice));
             return;
         }
     };
@@ -131,7 +154,6 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
 }
 
 /// Tells a refused client why, briefly, and closes.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
-    let notice = refusal.notice().as_bytes();
-    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(notice)).await;
+async fn refuse(mut stream: TcpStream, notice: Bytes) {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&notice)).await;
 }

@@ -33,6 +33,14 @@ pub struct Stats {
     pub refused_per_address: AtomicU64,
     /// Group messages skipped for slow readers.
     pub skipped_messages: AtomicU64,
+    /// Connections refused because their address is banned.
+    pub refused_banned: AtomicU64,
+    /// Logins refused because the nickname is banned.
+    pub refused_banned_nick: AtomicU64,
+    /// Messages refused because their sender is muted.
+    pub muted_messages: AtomicU64,
+    /// `/report`s received.
+    pub reports: AtomicU64,
 }
 
 /// Adds `n` to a counter.

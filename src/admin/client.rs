@@ -50,6 +50,46 @@ pub async fn request(
     }
 }
 
+/// Asks the natterd at `path` to `watch` and calls `each` with every line it sends: first
+/// the answer (within `timeout`), then one event per line for as long as natterd sends them.
+/// Returns when natterd closes the stream.
+pub async fn watch(
+    path: &Path,
+    timeout: Duration,
+    mut each: impl FnMut(&str),
+) -> Result<(), ClientError> {
+    let shown = path.display();
+    let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+        .await
+        .map_err(|_| ClientError::NoAnswer(format!("no answer from natterd at {shown}")))?
+        .map_err(|e| ClientError::Unreachable(unreachable(path, &e)))?;
+    let mut framed = Framed::new(stream);
+    let io_error = |e: io::Error| ClientError::NoAnswer(format!("talking to {shown}: {e}"));
+    framed
+        .write_line(&proto::request_line(&Command::Watch))
+        .await
+        .map_err(io_error)?;
+    let first = tokio::time::timeout(timeout, framed.read_line()).await;
+    let mut next = match first {
+        Ok(read) => read.map_err(io_error)?,
+        Err(_) => {
+            let message = format!(
+                "no answer from natterd at {shown} within {} s",
+                timeout.as_secs_f32()
+            );
+            return Err(ClientError::NoAnswer(message));
+        }
+    };
+    loop {
+        match next {
+            Read::Line(line) => each(&line),
+            Read::TooLong => {}
+            Read::Closed => return Ok(()),
+        }
+        next = framed.read_line().await.map_err(io_error)?;
+    }
+}
+
 fn unreachable(path: &Path, e: &io::Error) -> String {
     let path = path.display();
     match e.kind() {

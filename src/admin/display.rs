@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use super::proto::{ListReply, ReloadReply, StatsReply};
+use chrono::{DateTime, Utc};
+
+use super::proto::{BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply};
+use crate::moderation::Rule;
 
 /// `list` as an aligned table, one connection per row.
 pub fn list_table(reply: &ListReply) -> String {
@@ -28,8 +31,13 @@ pub fn list_table(reply: &ListReply) -> String {
             ]
         })
         .collect();
+    table(&header, &rows)
+}
+
+/// Rows under a header, each column as wide as its widest cell.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -44,8 +52,74 @@ pub fn list_table(reply: &ListReply) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for row in &rows {
+    for row in rows {
         line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn when(time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(
+        || "never".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// `ban`'s outcome in a line or two.
+pub fn ban_summary(reply: &BanReply) -> String {
+    let mut out = match reply.expires {
+        Some(_) => format!("banned {} until {}\n", reply.target, when(reply.expires)),
+        None => format!("banned {} until lifted\n", reply.target),
+    };
+    if !reply.kicked.is_empty() {
+        let _ = writeln!(out, "disconnected: {}", reply.kicked.join(", "));
+    }
+    out
+}
+
+/// `mute`'s outcome in a line.
+pub fn mute_summary(reply: &MuteReply) -> String {
+    let until = match reply.expires {
+        Some(_) => format!("until {}", when(reply.expires)),
+        None => "until lifted".to_owned(),
+    };
+    let online = if reply.online {
+        "online, told"
+    } else {
+        "not online"
+    };
+    format!("muted {} {until} ({online})\n", reply.nick)
+}
+
+/// `bans` as two tables: bans, then mutes.
+pub fn bans_table(reply: &BansReply) -> String {
+    let rows = |rules: &[Rule]| -> Vec<[String; 5]> {
+        rules
+            .iter()
+            .map(|r| {
+                [
+                    r.target.to_string(),
+                    r.reason.clone().unwrap_or_else(|| "-".into()),
+                    r.set_by.to_string(),
+                    when(Some(r.set_at)),
+                    when(r.expires),
+                ]
+            })
+            .collect()
+    };
+    let mut out = String::new();
+    if reply.bans.is_empty() {
+        out.push_str("no bans\n");
+    } else {
+        let header = ["BANNED", "REASON", "SET BY", "SET AT", "EXPIRES"];
+        out.push_str(&table(&header, &rows(&reply.bans)));
+    }
+    out.push('\n');
+    if reply.mutes.is_empty() {
+        out.push_str("no mutes\n");
+    } else {
+        let header = ["MUTED", "REASON", "SET BY", "SET AT", "EXPIRES"];
+        out.push_str(&table(&header, &rows(&reply.mutes)));
     }
     out
 }
@@ -76,6 +150,10 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("dropped", by_cause(&s.dropped)),
         ("skipped_messages", s.skipped_messages.to_string()),
         ("log_lines_dropped", s.log_lines_dropped.to_string()),
+        ("bans", s.bans.to_string()),
+        ("mutes", s.mutes.to_string()),
+        ("muted_messages", s.muted_messages.to_string()),
+        ("reports", s.reports.to_string()),
     ];
     lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
 }

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chrono::Utc;
 use serde_json::Value;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::daemon::Daemon;
+use crate::events::Event;
 use crate::sanitize;
 use crate::stats::add;
 use proto::{Command, Failure, Framed, KickReply, ListReply, Read, WallReply};
@@ -27,6 +30,11 @@ use proto::{Command, Failure, Framed, KickReply, ListReply, Read, WallReply};
 const MAX_CONNECTIONS: usize = 8;
 /// An admin connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `watch` connections at once. A watcher gives its place among [`MAX_CONNECTIONS`] back,
+/// so watchers left running never lock operators out.
+const MAX_WATCHERS: usize = 16;
+/// A watcher that takes no event for this long is dropped.
+const WATCH_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the admin socket lives when `[admin] socket` is unset: systemd's runtime directory,
 /// else the user's runtime directory, else a per-user directory in /tmp.
@@ -146,6 +154,7 @@ impl AdminSocket {
     /// Serves admin connections until a shutdown is requested.
     pub async fn serve(self, daemon: Arc<Daemon>) {
         let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let watchers = Arc::new(Semaphore::new(MAX_WATCHERS));
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -168,11 +177,11 @@ impl AdminSocket {
             };
             let span = info_span!("admin", uid, pid);
             let daemon = daemon.clone();
+            let watchers = watchers.clone();
             tokio::spawn(
                 async move {
                     info!("admin connection");
-                    serve_connection(stream, &daemon).await;
-                    drop(place);
+                    serve_connection(stream, &daemon, uid, place, &watchers).await;
                 }
                 .instrument(span),
             );
@@ -190,7 +199,15 @@ impl Drop for AdminSocket {
     }
 }
 
-async fn serve_connection(stream: UnixStream, daemon: &Daemon) {
+/// Answers requests from operator `uid` until the connection closes or turns into a
+/// `watch` stream. `place` is its place among the admin connections.
+async fn serve_connection(
+    stream: UnixStream,
+    daemon: &Daemon,
+    uid: u32,
+    place: OwnedSemaphorePermit,
+    watchers: &Arc<Semaphore>,
+) {
     let mut framed = Framed::new(stream);
     loop {
         let read = match tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()).await {
@@ -217,7 +234,33 @@ async fn serve_connection(stream: UnixStream, daemon: &Daemon) {
             }
             _ => None,
         };
-        let result = command.and_then(|command| execute(daemon, command));
+        if let Ok(Command::Watch) = command {
+            let Ok(watching) = watchers.clone().try_acquire_owned() else {
+                let failure = Failure::new(
+                    "too_many_watchers",
+                    format!("{MAX_WATCHERS} watchers are running already"),
+                );
+                info!(
+                    command = name,
+                    outcome = "too_many_watchers",
+                    "admin command"
+                );
+                if framed
+                    .write_line(&proto::error_line(id, &failure))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            };
+            info!(command = name, outcome = "ok", "admin command");
+            drop(place);
+            watch(framed, daemon, id).await;
+            drop(watching);
+            return;
+        }
+        let result = command.and_then(|command| execute(daemon, command, uid));
         let line = match &result {
             Ok(data) => proto::ok_line(id, data),
             Err(failure) => proto::error_line(id, failure),
@@ -234,6 +277,48 @@ async fn serve_connection(stream: UnixStream, daemon: &Daemon) {
     }
 }
 
+/// Streams events to a watcher until it goes away, falls too far behind in reading, or
+/// natterd shuts down (after the `shutdown` event).
+async fn watch(mut framed: Framed<UnixStream>, daemon: &Daemon, id: Option<Value>) {
+    // Subscribed before the answer, so nothing that happens after the watcher sees the
+    // answer is missed.
+    let mut events = daemon.events.subscribe();
+    let ok = proto::ok_line(id, serde_json::json!({ "watching": true }));
+    if framed.write_line(&ok).await.is_err() {
+        return;
+    }
+    let mut ending = false;
+    loop {
+        let line = if ending {
+            match events.try_recv() {
+                Ok(line) => line.to_string(),
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                received = events.recv() => match received {
+                    Ok(line) => line.to_string(),
+                    Err(RecvError::Lagged(missed)) => Event::Lagged { missed }.to_line(Utc::now()),
+                    Err(RecvError::Closed) => return,
+                },
+                // A watcher only listens; anything it sends is ignored, and its close ends it.
+                read = framed.read_line() => match read {
+                    Ok(Read::Closed) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+                () = daemon.shutdown_requested() => {
+                    ending = true;
+                    continue;
+                }
+            }
+        };
+        let written = tokio::time::timeout(WATCH_WRITE_TIMEOUT, framed.write_line(&line)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            return;
+        }
+    }
+}
+
 fn command_name(command: &Command) -> &'static str {
     match command {
         Command::List => "list",
@@ -243,11 +328,19 @@ fn command_name(command: &Command) -> &'static str {
         Command::Reload => "reload",
         Command::ReopenLogs => "reopen_logs",
         Command::Shutdown { .. } => "shutdown",
+        Command::Ban { .. } => "ban",
+        Command::Unban { .. } => "unban",
+        Command::Bans => "bans",
+        Command::Mute { .. } => "mute",
+        Command::Unmute { .. } => "unmute",
+        Command::Watch => "watch",
     }
 }
 
-/// Carries out one admin command; the reply's fields as JSON.
-fn execute(daemon: &Daemon, command: Command) -> Result<Value, Failure> {
+/// Carries out one admin command from operator `uid`; the reply's fields as JSON.
+fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure> {
+    let reason = |r: Option<String>| r.as_deref().map(clean).filter(|r| !r.is_empty());
+    let secs = |s: Option<u64>| s.map(Duration::from_secs);
     match command {
         Command::List => Ok(json(&ListReply {
             connections: daemon.hub.connections(),
@@ -262,6 +355,11 @@ fn execute(daemon: &Daemon, command: Command) -> Result<Value, Failure> {
                         reason = reason.as_deref().unwrap_or(""),
                         "kicked"
                     );
+                    daemon.events.emit(|| Event::Kick {
+                        nick: nick.to_string(),
+                        reason: reason.clone(),
+                        by: uid,
+                    });
                     Ok(json(&KickReply {
                         nick: nick.to_string(),
                     }))
@@ -283,7 +381,24 @@ fn execute(daemon: &Daemon, command: Command) -> Result<Value, Failure> {
             daemon.logs.reopen();
             Ok(Value::Object(Default::default()))
         }
-        Command::Shutdown { .. } => Ok(Value::Object(Default::default())),
+        Command::Shutdown { .. } | Command::Watch => Ok(Value::Object(Default::default())),
+        Command::Ban {
+            target,
+            for_secs,
+            reason: why,
+        } => daemon
+            .ban(&target, secs(for_secs), reason(why), uid)
+            .map(|r| json(&r)),
+        Command::Unban { target } => daemon.unban(&target, uid).map(|r| json(&r)),
+        Command::Bans => Ok(json(&daemon.bans())),
+        Command::Mute {
+            nick,
+            for_secs,
+            reason: why,
+        } => daemon
+            .mute(&nick, secs(for_secs), reason(why), uid)
+            .map(|r| json(&r)),
+        Command::Unmute { nick } => daemon.unmute(&nick, uid).map(|r| json(&r)),
     }
 }
 

@@ -36,6 +36,42 @@ pub enum Command {
     Reload,
     /// Reopen the log file (after an external logrotate).
     ReopenLogs,
+    /// Ban an address, a CIDR range or a nickname; matching users are disconnected.
+    Ban {
+        /// `192.0.2.7`, `192.0.2.0/24`, `2001:db8::/32` or a nickname.
+        target: String,
+        /// Seconds until it ends by itself; absent: until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        /// Shown to the banned user and to everyone else.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Unban {
+        /// As given to `ban` (a nickname in any case).
+        target: String,
+    },
+    /// Every ban and mute in force.
+    Bans,
+    /// Stop a nickname from sending; it can still read.
+    Mute {
+        /// Who (follows the nickname across reconnects).
+        nick: String,
+        /// Seconds until it ends by itself; absent: until lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        /// Shown to the muted user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// Who.
+        nick: String,
+    },
+    /// Stream live events, one JSON object per line, until the connection closes.
+    Watch,
     /// Graceful shutdown.
     Shutdown {
         /// Added to the notice users get.
@@ -55,6 +91,12 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("reload", &[]),
     ("reopen_logs", &[]),
     ("shutdown", &["message"]),
+    ("ban", &["target", "for_secs", "reason"]),
+    ("unban", &["target"]),
+    ("bans", &[]),
+    ("mute", &["nick", "for_secs", "reason"]),
+    ("unmute", &["nick"]),
+    ("watch", &[]),
 ];
 
 /// Why a request was refused; `code` is for scripts, `message` for people.
@@ -242,6 +284,18 @@ pub struct StatsReply {
     pub skipped_messages: u64,
     /// Log lines lost because the log file writer could not keep up.
     pub log_lines_dropped: u64,
+    /// Messages refused because their sender was muted.
+    #[serde(default)]
+    pub muted_messages: u64,
+    /// `/report`s received from users.
+    #[serde(default)]
+    pub reports: u64,
+    /// Bans in force.
+    #[serde(default)]
+    pub bans: u64,
+    /// Mutes in force.
+    #[serde(default)]
+    pub mutes: u64,
 }
 
 /// The reply to `reload`.
@@ -265,6 +319,51 @@ pub struct KickReply {
 pub struct WallReply {
     /// Users it was sent to.
     pub recipients: u64,
+}
+
+/// The reply to `ban`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BanReply {
+    /// What is banned, normalized (`10.1.2.3/8` is `10.0.0.0/8`).
+    pub target: String,
+    /// When it ends, if ever.
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+    /// Users disconnected by it.
+    pub kicked: Vec<String>,
+}
+
+/// The reply to `unban`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnbanReply {
+    /// What is no longer banned.
+    pub target: String,
+}
+
+/// The reply to `mute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MuteReply {
+    /// Who is muted.
+    pub nick: String,
+    /// When it ends, if ever.
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether they are online (and were told).
+    pub online: bool,
+}
+
+/// The reply to `unmute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmuteReply {
+    /// Who is no longer muted.
+    pub nick: String,
+}
+
+/// The reply to `bans`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BansReply {
+    /// Bans in force, oldest first.
+    pub bans: Vec<crate::moderation::Rule>,
+    /// Mutes in force, oldest first.
+    pub mutes: Vec<crate::moderation::Rule>,
 }
 
 /// Line framing over a byte stream, with the line length bounded.

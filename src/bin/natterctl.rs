@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use natter::admin::client::{self, ClientError};
-use natter::admin::proto::{self, Command, ListReply, ReloadReply, StatsReply};
+use natter::admin::proto::{
+    self, BanReply, BansReply, Command, ListReply, MuteReply, ReloadReply, StatsReply,
+};
 use natter::admin::{display, socket_path};
-use natter::config;
+use natter::{config, events};
 use serde_json::{Map, Value};
 
 /// Control a running natterd: list, kick, broadcast, reload, shut down.
@@ -25,8 +27,8 @@ struct Args {
     /// The admin socket to use (default: where natterd puts it).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Print natterd's JSON reply as it is.
-    #[arg(long)]
+    /// Print natterd's JSON reply as it is (for watch: one JSON event per line).
+    #[arg(long, global = true)]
     json: bool,
     /// Seconds to wait for an answer.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -59,6 +61,44 @@ enum Cmd {
     Reload,
     /// Reopen the log file (after logrotate moved it).
     ReopenLogs,
+    /// Ban an address, a CIDR range (IPv4 or IPv6) or a nickname; matching users are
+    /// disconnected at once. Bans are kept across restarts.
+    Ban {
+        /// 192.0.2.7, 192.0.2.0/24, 2001:db8::/32 or a nickname.
+        target: String,
+        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted).
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+        duration: Option<Duration>,
+        /// Why, shown to the banned user and to everyone else.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Unban {
+        /// As given to ban.
+        target: String,
+    },
+    /// Bans and mutes in force: target, reason, set by (uid), set at, expires.
+    Bans,
+    /// Stop a nickname from sending (it can still read), across reconnects.
+    Mute {
+        /// The nickname (any case).
+        nick: String,
+        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted).
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+        duration: Option<Duration>,
+        /// Why, shown to the muted user.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// The nickname.
+        nick: String,
+    },
+    /// Print live events (joins, leaves, kicks, bans, mutes, reports, flood and slow
+    /// readers, reloads) until interrupted.
+    Watch,
     /// Shut natterd down gracefully.
     Shutdown {
         /// Added to the notice users get.
@@ -92,6 +132,28 @@ fn main() -> ExitCode {
         Cmd::Reload => Command::Reload,
         Cmd::ReopenLogs => Command::ReopenLogs,
         Cmd::Shutdown { message } => Command::Shutdown { message },
+        Cmd::Ban {
+            target,
+            duration,
+            reason,
+        } => Command::Ban {
+            target,
+            for_secs: duration.map(|d| d.as_secs()),
+            reason,
+        },
+        Cmd::Unban { target } => Command::Unban { target },
+        Cmd::Bans => Command::Bans,
+        Cmd::Mute {
+            nick,
+            duration,
+            reason,
+        } => Command::Mute {
+            nick,
+            for_secs: duration.map(|d| d.as_secs()),
+            reason,
+        },
+        Cmd::Unmute { nick } => Command::Unmute { nick },
+        Cmd::Watch => Command::Watch,
     };
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
         eprintln!("natterctl: --timeout must be a positive number of seconds");
@@ -104,7 +166,12 @@ fn main() -> ExitCode {
         eprintln!("natterctl: cannot start");
         return ExitCode::FAILURE;
     };
-    let line = match runtime.block_on(client::request(&path, &command, timeout)) {
+    let exchange = if command == Command::Watch {
+        runtime.block_on(watch(&path, timeout, args.json))
+    } else {
+        runtime.block_on(client::request(&path, &command, timeout))
+    };
+    let line = match exchange {
         Ok(line) => line,
         Err(ClientError::Unreachable(message)) => {
             eprintln!("natterctl: {message}");
@@ -116,7 +183,7 @@ fn main() -> ExitCode {
         }
     };
     let reply = proto::parse_response(&line);
-    if args.json {
+    if args.json && command != Command::Watch {
         println!("{line}");
     }
     match reply {
@@ -136,6 +203,49 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints events until natterd ends the stream; returns natterd's last line (or its
+/// refusal), for the exit code.
+async fn watch(
+    path: &std::path::Path,
+    timeout: Duration,
+    json: bool,
+) -> Result<String, ClientError> {
+    let mut first = None;
+    let mut refused = false;
+    client::watch(path, timeout, |line| {
+        if first.is_none() {
+            refused = proto::parse_response(line).is_err();
+            first = Some(line.to_owned());
+            if !refused && !json {
+                println!("watching natterd at {} (Ctrl-C to stop)", path.display());
+            }
+            if refused || !json {
+                return;
+            }
+        }
+        if json {
+            println!("{line}");
+        } else {
+            println!("{}", events::human(line));
+        }
+    })
+    .await?;
+    if !refused {
+        eprintln!("natterctl: natterd closed the watch");
+    }
+    Ok(first.unwrap_or_default())
+}
+
+/// A duration such as `90s`, `10m`, `2h` or `7d`.
+fn duration(text: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 30s, 10m, 2h, 7d)"))?;
+    if d.as_secs() == 0 {
+        return Err("must be at least one second".into());
+    }
+    Ok(d)
+}
+
 /// The reply to `command` for a person to read.
 fn human(command: &Command, fields: Map<String, Value>) -> String {
     let value = Value::Object(fields);
@@ -151,5 +261,14 @@ fn human(command: &Command, fields: Map<String, Value>) -> String {
         Command::Wall { .. } => format!("sent to {} user(s)\n", value["recipients"]),
         Command::Shutdown { .. } => "natterd is shutting down\n".to_owned(),
         Command::ReopenLogs => "log file reopened\n".to_owned(),
+        Command::Ban { .. } => serde_json::from_value::<BanReply>(value)
+            .map_or_else(|_| parse("ban"), |r| display::ban_summary(&r)),
+        Command::Unban { .. } => format!("unbanned {}\n", value["target"].as_str().unwrap_or("?")),
+        Command::Bans => serde_json::from_value::<BansReply>(value)
+            .map_or_else(|_| parse("bans"), |r| display::bans_table(&r)),
+        Command::Mute { .. } => serde_json::from_value::<MuteReply>(value)
+            .map_or_else(|_| parse("mute"), |r| display::mute_summary(&r)),
+        Command::Unmute { .. } => format!("unmuted {}\n", value["nick"].as_str().unwrap_or("?")),
+        Command::Watch => String::new(),
     }
 }

@@ -12,6 +12,7 @@ use clap::Parser;
 use natter::config::{self, Config};
 use natter::daemon::Daemon;
 use natter::logging::Logs;
+use natter::moderation::Moderation;
 use natter::{admin, server, signals, systemd};
 use tokio::net::TcpListener;
 use tracing::{error, info};
@@ -95,6 +96,15 @@ fn serve(
         .context("cannot start the runtime")?;
     runtime.block_on(async {
         let signals = signals::listen().context("cannot install signal handlers")?;
+        let state_dir = config.server.state_dir();
+        let moderation = Moderation::open(&state_dir)?;
+        let rules = moderation.rules();
+        info!(
+            path = %moderation.path().display(),
+            bans = rules.bans.len(),
+            mutes = rules.mutes.len(),
+            "bans and mutes loaded"
+        );
         // The admin socket first: it is what tells us another natterd is running.
         let admin = admin::bind(&admin::socket_path(&config), config.admin.mode_bits())?;
         let listeners = listeners(&config)?;
@@ -109,7 +119,9 @@ fn serve(
             listen_override,
             bound,
             logs.clone(),
+            moderation,
         ));
+        tokio::spawn(natter::daemon::expire_rules(daemon.clone()));
         tokio::spawn(signals::handle(signals, daemon.clone()));
         tokio::spawn(logs.watch_dropped());
         tokio::spawn(systemd::watchdog());

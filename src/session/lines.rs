@@ -2,13 +2,15 @@
 //! `/` commands. The I/O loop in the parent module calls [`Session::line`] for each line.
 
 use bytes::Bytes;
+use chrono::Utc;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, Session};
 use crate::command::{self, Command};
+use crate::events::Event;
 use crate::format::{self, Formatter};
-use crate::nick;
+use crate::nick::{self, NickError};
 use crate::stats::add;
 
 impl Session {
@@ -43,12 +45,36 @@ impl Session {
         if command::parse(line) == Command::Quit {
             return self.leave(Leave::Quit);
         }
-        let result = nick::validate(line, self.config.chat.max_nick_len)
-            .and_then(|()| self.daemon.hub.login(self.id, line));
-        match result {
+        let config = self.daemon.hub.config();
+        let key = nick::key(line);
+        let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
+            if nick::is_reserved(line, &config.chat.reserved_nicks) {
+                Err(NickError::Reserved)
+            } else {
+                Ok(())
+            }
+        });
+        if valid.is_ok()
+            && let Some(ban) = self.daemon.moderation.rules().ban_on_nick(&key, Utc::now())
+        {
+            info!(nick = line, "nickname refused: banned");
+            add(&self.daemon.stats.refused_banned_nick, 1);
+            self.daemon.events.emit(|| Event::NickBanned {
+                nick: line.to_owned(),
+                peer: self.peer.to_string(),
+            });
+            self.error(format_args!("{}", ban.banned_text()));
+            return self.leave(Leave::Banned);
+        }
+        match valid.and_then(|()| self.daemon.hub.login(self.id, line)) {
             Ok(nick) => {
                 info!(nick = &*nick, "login");
+                self.daemon.events.emit(|| Event::Join {
+                    nick: nick.to_string(),
+                    peer: self.peer.to_string(),
+                });
                 self.nick = Some(nick);
+                self.nick_key = key;
             }
             Err(reason) => {
                 info!(%reason, "nickname refused");
@@ -64,7 +90,18 @@ impl Session {
         // One look at the live configuration per line: formatting and chat logging.
         let config = hub.config();
         let format = Formatter::new(config.chat.timestamps);
-        match command::parse(line) {
+        let command = command::parse(line);
+        if matches!(command, Command::Say(_) | Command::Whisper { .. })
+            && let Some(mute) = self
+                .daemon
+                .moderation
+                .rules()
+                .mute_on(&self.nick_key, Utc::now())
+        {
+            add(&self.daemon.stats.muted_messages, 1);
+            return self.error(format_args!("{}", mute.muted_text()));
+        }
+        match command {
             Command::Say(text) => {
                 let msg = format.group(nick, text);
                 match hub.say(self.id, &msg) {
@@ -106,10 +143,32 @@ impl Session {
                 self.send(format.system(format_args!("bye, {nick}")));
                 self.leave(Leave::Quit);
             }
+            Command::Report { about, reason } => self.report(nick, about, reason),
+            Command::ReportUsage => self.error(format_args!("usage: /report nick reason")),
             Command::Unknown(word) => {
                 self.error(format_args!("unknown command {word} (/h for help)"));
             }
         }
+    }
+
+    /// `/report`: logged, counted and sent to operators' `natterctl watch`; paced per user.
+    fn report(&mut self, from: &str, about: &str, reason: &str) {
+        if let Err(wait) = self.reports.take(Instant::now()) {
+            let secs = wait.as_secs() + 1;
+            return self.error(format_args!("too many reports; try again in {secs} s"));
+        }
+        let online = self.daemon.hub.is_online(&nick::key(about));
+        add(&self.daemon.stats.reports, 1);
+        warn!(from, about, online, reason, "report");
+        self.daemon.events.emit(|| Event::Report {
+            from: from.to_owned(),
+            peer: self.peer.to_string(),
+            about: about.to_owned(),
+            online,
+            reason: reason.to_owned(),
+        });
+        let format = self.daemon.hub.format();
+        self.send(format.system(format_args!("report about {about} sent to the operators")));
     }
 
     fn list(&self) {

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::codec::{Decoder, Event, TELNET_HELLO};
 use crate::config::Config;
 use crate::daemon::Daemon;
+use crate::events;
 use crate::flood::Bucket;
 use crate::format::{self, Formatter};
 use crate::hub::ClientId;
@@ -39,6 +40,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(1);
 /// `/ls` names at most this many bytes of nicknames, then counts the rest.
 const LIST_MAX_BYTES: usize = 2000;
+/// `/report`: this many at once, then one per minute.
+const REPORT_BURST: u32 = 3;
+const REPORT_RATE: f64 = 1.0 / 60.0;
 /// Answers to telnet's "are you there" come at most this often.
 const AYT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -55,6 +59,8 @@ enum Leave {
     SendQueueFull,
     /// An operator kicked them.
     Kicked,
+    /// An operator banned them, or their nickname is banned.
+    Banned,
     /// The server shut down.
     Shutdown,
     /// Chose no nickname in time.
@@ -69,6 +75,7 @@ impl From<Close> for Leave {
     fn from(close: Close) -> Leave {
         match close {
             Close::Kicked => Leave::Kicked,
+            Close::Banned => Leave::Banned,
             Close::Shutdown => Leave::Shutdown,
         }
     }
@@ -82,6 +89,7 @@ impl Leave {
             Leave::Error(_) => "error",
             Leave::SendQueueFull => "send queue full",
             Leave::Kicked => "kicked",
+            Leave::Banned => "banned",
             Leave::Shutdown => "shutdown",
             Leave::LoginTimeout => "login timeout",
             Leave::IdleTimeout => "idle timeout",
@@ -126,7 +134,10 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
         config,
         outbox,
         meter,
+        peer,
         nick: None,
+        nick_key: String::new(),
+        reports: Bucket::new(REPORT_RATE, REPORT_BURST, started),
         leaving: None,
         last_ayt: None,
     };
@@ -136,6 +147,13 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     let nick = session.nick.as_deref().unwrap_or("-");
     let reason = leave.as_str();
+    if session.nick.is_some() {
+        session.daemon.events.emit(|| events::Event::Leave {
+            nick: nick.to_owned(),
+            peer: peer.to_string(),
+            reason: reason.to_owned(),
+        });
+    }
     match &leave {
         Leave::Error(e) => info!(nick, reason, error = %e, %duration, "left"),
         Leave::Quit | Leave::Closed | Leave::Shutdown => info!(nick, reason, %duration, "left"),
@@ -169,8 +187,14 @@ struct Session {
     held: Option<String>,
     started: Instant,
     last_line: Instant,
+    /// Where the client connects from.
+    peer: SocketAddr,
     /// Set once logged in.
     nick: Option<Arc<str>>,
+    /// The nickname's [`nick::key`], for mute checks.
+    nick_key: String,
+    /// Paces `/report`.
+    reports: Bucket,
     /// Set when the client is done; what is queued is still written.
     leaving: Option<Leave>,
     last_ayt: Option<Instant>,
@@ -263,6 +287,10 @@ impl Session {
                 progress = now;
                 if let Some(skipped) = self.outbox.drain_into(&mut output, WRITE_CHUNK) {
                     warn!(skipped, "group messages skipped for a slow reader");
+                    self.daemon.events.emit(|| events::Event::SlowReader {
+                        nick: self.nick.as_deref().unwrap_or("-").to_owned(),
+                        skipped,
+                    });
                 }
                 if output.is_empty()
                     && let Some(leave) = self.leaving.take()
@@ -453,6 +481,10 @@ impl Session {
                 if !std::mem::replace(&mut self.flood_warned, true) {
                     let rate = self.config.limits.flood_rate;
                     self.error(format_args!("slow down: {rate} lines per second at most"));
+                    self.daemon.events.emit(|| events::Event::Flood {
+                        nick: self.nick.as_deref().unwrap_or("-").to_owned(),
+                        peer: self.peer.to_string(),
+                    });
                 }
                 false
             }
@@ -504,6 +536,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::logging::Logs;
+    use crate::moderation::Moderation;
 
     #[tokio::test]
     async fn a_panicking_session_poisons_nothing_and_leaves_no_ghost() {
@@ -515,6 +548,7 @@ mod tests {
             vec![],
             vec![],
             Arc::new(Logs::default()),
+            Moderation::unsaved(),
         ));
         let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
         let watcher = Arc::new(Outbox::new(1 << 16));
@@ -559,6 +593,7 @@ mod tests {
 #[cfg(test)]
 mod size {
     use super::*;
+    use crate::moderation::Moderation;
 
     /// Every connection holds one of these futures; keep it small.
     #[test]
@@ -572,7 +607,14 @@ mod size {
             let addr = listener.local_addr().unwrap();
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let logs = Default::default();
-            let daemon = Arc::new(Daemon::new(Config::default(), None, vec![], vec![], logs));
+            let daemon = Arc::new(Daemon::new(
+                Config::default(),
+                None,
+                vec![],
+                vec![],
+                logs,
+                Moderation::unsaved(),
+            ));
             let permit = daemon.limiter.admit(addr.ip(), 0, 0).unwrap();
             let future = super::run(stream, addr, daemon, permit);
             assert!(

@@ -34,6 +34,56 @@ pub struct Daemon {
     pub config: PathBuf,
     log: Arc<Mutex<String>>,
     dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+/// Starts natterd on `config` with `env` and waits until it listens on every `:0` address
+/// the file names; returns it, its addresses and its growing log.
+fn launch(config: &Path, env: &[(String, String)]) -> (Child, Vec<SocketAddr>, Arc<Mutex<String>>) {
+    let toml = std::fs::read_to_string(config).expect("read config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natterd"))
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start natterd");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = log.clone();
+    // Keep draining stderr for the daemon's whole life so logging never blocks it.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening addr=").nth(1) {
+                let _ = tx.send(addr.trim().parse::<SocketAddr>());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let wanted = toml.matches(":0\"").count().max(1);
+    let mut addrs = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while addrs.len() < wanted {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(addr)) => addrs.push(addr),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "natterd did not start ({other:?}):\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        }
+    }
+    (child, addrs, log)
 }
 
 impl Daemon {
@@ -62,7 +112,8 @@ impl Daemon {
         Daemon::spawn_with(dir, socket, toml, &[])
     }
 
-    /// Like [`Daemon::spawn`], with these environment variables.
+    /// Like [`Daemon::spawn`], with these environment variables. natterd keeps its state
+    /// (bans and mutes) in `state/` in the temp dir unless `env` says otherwise.
     pub fn spawn_with(
         dir: tempfile::TempDir,
         socket: PathBuf,
@@ -71,48 +122,12 @@ impl Daemon {
     ) -> Daemon {
         let path = dir.path().join("natter.toml");
         std::fs::write(&path, toml).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_natterd"))
-            .arg("--config")
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start natterd");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        // Keep draining stderr for the daemon's whole life so logging never blocks it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening addr=").nth(1) {
-                    let _ = tx.send(addr.trim().parse::<SocketAddr>());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let wanted = toml.matches(":0\"").count().max(1);
-        let mut addrs = Vec::new();
-        let deadline = Instant::now() + TIMEOUT;
-        while addrs.len() < wanted {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ok(addr)) => addrs.push(addr),
-                other => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "natterd did not start ({other:?}):\n{}",
-                        log.lock().unwrap()
-                    );
-                }
-            }
-        }
+        let mut all = vec![(
+            "STATE_DIRECTORY".to_owned(),
+            dir.path().join("state").display().to_string(),
+        )];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (child, addrs, log) = launch(&path, &all);
         Daemon {
             child,
             addrs,
@@ -120,7 +135,22 @@ impl Daemon {
             config: path,
             log,
             dir,
+            env: all,
         }
+    }
+
+    /// Stops natterd with SIGTERM and starts it again on the same files (its listening
+    /// ports may change).
+    pub fn restart(&mut self) {
+        self.signal(Signal::TERM);
+        assert_eq!(self.wait_exit(), Some(0), "{}", self.log());
+        let (child, addrs, log) = launch(&self.config, &self.env);
+        (self.child, self.addrs, self.log) = (child, addrs, log);
+    }
+
+    /// Where natterd keeps bans and mutes.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// natterd's process id.

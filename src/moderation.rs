@@ -1,0 +1,459 @@
+//! Bans and mutes: what they match, when they end, and the file that keeps them across
+//! restarts.
+//!
+//! The rules in force are an immutable snapshot behind an `Arc`: every connection and every
+//! chat line reads it without waiting, while a change (rare, from natterctl) builds a new
+//! snapshot, writes it to disk and only then puts it in force, so what natterd enforces is
+//! always what the file says.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::nick;
+
+/// The file in the state directory that holds bans and mutes.
+pub const FILE_NAME: &str = "bans.json";
+
+/// Longest nickname a ban or mute may name (the longest `max_nick_len` allows).
+const MAX_NICK: usize = 64;
+
+/// What a ban or mute applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Target {
+    /// An address (a range of one) or a CIDR range, IPv4 or IPv6.
+    Net(IpNet),
+    /// A nickname, matched as look-alikes match ([`nick::key`]).
+    Nick(String),
+}
+
+impl Target {
+    /// Whether `self` and `other` name the same thing (so a new rule replaces the old).
+    pub fn same(&self, other: &Target) -> bool {
+        match (self, other) {
+            (Target::Net(a), Target::Net(b)) => a == b,
+            (Target::Nick(a), Target::Nick(b)) => nick::key(a) == nick::key(b),
+            _ => false,
+        }
+    }
+
+    /// Whether this is a nickname whose key is `key`.
+    fn is_nick(&self, key: &str) -> bool {
+        matches!(self, Target::Nick(n) if nick::key(n) == key)
+    }
+
+    /// Whether this is a range holding `ip`. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`,
+    /// as an IPv6 listener sees IPv4 clients) match IPv4 ranges.
+    pub fn holds(&self, ip: IpAddr) -> bool {
+        matches!(self, Target::Net(net) if net.contains(&ip.to_canonical()))
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    /// An address, a CIDR range, or else a nickname.
+    fn from_str(text: &str) -> Result<Target, String> {
+        let text = text.trim();
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Ok(Target::Net(IpNet::from(ip.to_canonical())));
+        }
+        if let Some((addr, _)) = text.split_once('/')
+            && addr.parse::<IpAddr>().is_ok()
+        {
+            let net: IpNet = text
+                .parse()
+                .map_err(|_| format!("not a valid address range: {text}"))?;
+            // 10.1.2.3/8 means 10.0.0.0/8.
+            return Ok(Target::Net(net.trunc()));
+        }
+        if text.is_empty() {
+            return Err("empty target: give an address, a range or a nickname".into());
+        }
+        nick::validate(text, MAX_NICK)
+            .map_err(|e| format!("not an address, range or valid nickname ({e}): {text}"))?;
+        Ok(Target::Nick(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = String;
+    fn try_from(text: String) -> Result<Target, String> {
+        text.parse()
+    }
+}
+
+impl From<Target> for String {
+    fn from(target: Target) -> String {
+        target.to_string()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())
+            }
+            Target::Net(net) => write!(f, "{net}"),
+            Target::Nick(nick) => f.write_str(nick),
+        }
+    }
+}
+
+/// One ban or mute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Who it applies to.
+    pub target: Target,
+    /// Shown to the user it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The operator's uid, from the admin socket's peer credentials.
+    pub set_by: u32,
+    /// When it was set.
+    pub set_at: DateTime<Utc>,
+    /// When it ends by itself; None: when lifted.
+    #[serde(default)]
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl Rule {
+    /// Whether it still applies at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_none_or(|end| end > now)
+    }
+
+    /// ` (until 2026-11-26 17:30:00 UTC)`, or nothing for a rule without an end.
+    pub fn until(&self) -> String {
+        match self.expires {
+            Some(end) => format!(" (until {})", end.format("%Y-%m-%d %H:%M:%S UTC")),
+            None => String::new(),
+        }
+    }
+
+    /// `you are banned: REASON (until TIME)`: what a banned client is told.
+    pub fn banned_text(&self) -> String {
+        format!(
+            "you are banned{}{}",
+            reason_suffix(&self.reason),
+            self.until()
+        )
+    }
+
+    /// `you are muted (until TIME)`: what a muted user is told when a message is refused.
+    pub fn muted_text(&self) -> String {
+        format!("you are muted{}", self.until())
+    }
+
+    /// `you are muted: REASON (until TIME)`: what a user is told when muted.
+    pub fn muted_notice(&self) -> String {
+        format!(
+            "you are muted{}{}",
+            reason_suffix(&self.reason),
+            self.until()
+        )
+    }
+}
+
+fn reason_suffix(reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default()
+}
+
+/// Every ban and mute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Addresses, ranges and nicknames that may not connect or log in.
+    #[serde(default)]
+    pub bans: Vec<Rule>,
+    /// Nicknames that may read but not send (their targets are always nicknames).
+    #[serde(default)]
+    pub mutes: Vec<Rule>,
+}
+
+impl Rules {
+    /// The ban in force at `now` on an address, if any.
+    pub fn ban_on_addr(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<&Rule> {
+        self.bans
+            .iter()
+            .find(|b| b.active(now) && b.target.holds(ip))
+    }
+
+    /// The ban in force at `now` on the nickname whose key is `key`, if any.
+    pub fn ban_on_nick(&self, key: &str, now: DateTime<Utc>) -> Option<&Rule> {
+        self.bans
+            .iter()
+            .find(|b| b.active(now) && b.target.is_nick(key))
+    }
+
+    /// The mute in force at `now` on the nickname whose key is `key`, if any.
+    pub fn mute_on(&self, key: &str, now: DateTime<Utc>) -> Option<&Rule> {
+        if self.mutes.is_empty() {
+            return None;
+        }
+        self.mutes
+            .iter()
+            .find(|m| m.active(now) && m.target.is_nick(key))
+    }
+
+    /// Takes out every rule that has ended by `now`; returns them as (bans, mutes).
+    pub fn purge(&mut self, now: DateTime<Utc>) -> (Vec<Rule>, Vec<Rule>) {
+        let ended = |list: &mut Vec<Rule>| {
+            let (keep, gone) = std::mem::take(list)
+                .into_iter()
+                .partition(|r| r.active(now));
+            *list = keep;
+            gone
+        };
+        (ended(&mut self.bans), ended(&mut self.mutes))
+    }
+}
+
+/// Puts `rule` in `list`, replacing a rule on the same target.
+pub fn set(list: &mut Vec<Rule>, rule: Rule) {
+    list.retain(|r| !r.target.same(&rule.target));
+    list.push(rule);
+}
+
+/// Takes the rule on `target` out of `list`.
+pub fn remove(list: &mut Vec<Rule>, target: &Target) -> Option<Rule> {
+    let at = list.iter().position(|r| r.target.same(target))?;
+    Some(list.remove(at))
+}
+
+/// The rules in force and the file that keeps them.
+#[derive(Debug)]
+pub struct Moderation {
+    path: PathBuf,
+    current: RwLock<Arc<Rules>>,
+    /// Held while a change is written, so changes go to disk one at a time.
+    writing: Mutex<()>,
+}
+
+impl Moderation {
+    /// Loads the rules from `dir` (created 0700 if missing), dropping ended ones. A file
+    /// that is there but cannot be read or understood is an error, never an empty list.
+    pub fn open(dir: &Path) -> anyhow::Result<Moderation> {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        }
+        let path = dir.join(FILE_NAME);
+        let mut rules = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<Rules>(&text).with_context(|| {
+                format!(
+                    "{} is corrupt; fix or remove it (bans and mutes are kept there)",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Rules::default(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        rules.purge(Utc::now());
+        Ok(Moderation {
+            path,
+            current: RwLock::new(Arc::new(rules)),
+            writing: Mutex::new(()),
+        })
+    }
+
+    /// No rules, and nowhere to save any: for tests that never change them.
+    #[cfg(test)]
+    pub(crate) fn unsaved() -> Moderation {
+        Moderation {
+            path: PathBuf::from("/nonexistent/bans.json"),
+            current: RwLock::default(),
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// Where the rules are kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies `change` to a copy of the rules; if it returns `Some`, writes the copy to
+    /// disk and puts it in force. If writing fails, nothing changes.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Rules) -> Option<T>) -> io::Result<Option<T>> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rules = (*self.rules()).clone();
+        let Some(result) = change(&mut rules) else {
+            return Ok(None);
+        };
+        save(&self.path, &rules)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+        Ok(Some(result))
+    }
+}
+
+/// Writes `rules` to `path` atomically: a temporary file, fsync, rename, fsync of the
+/// directory. A crash leaves either the old file or the new one, never half of one.
+fn save(path: &Path, rules: &Rules) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = path.with_extension("json.tmp");
+    let mut text = serde_json::to_string_pretty(rules).map_err(io::Error::other)?;
+    text.push('\n');
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn rule(target: &str, expires: Option<DateTime<Utc>>) -> Rule {
+        Rule {
+            target: target.parse().unwrap(),
+            reason: Some("spam".into()),
+            set_by: 0,
+            set_at: Utc::now(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn targets_parse_as_address_range_or_nickname() {
+        let t = |s: &str| s.parse::<Target>().map(|t| t.to_string());
+        assert_eq!(t("192.0.2.7"), Ok("192.0.2.7".into()));
+        assert_eq!(t("192.0.2.7/24"), Ok("192.0.2.0/24".into()));
+        assert_eq!(t("2001:db8::1"), Ok("2001:db8::1".into()));
+        assert_eq!(t("2001:db8:1::/48"), Ok("2001:db8:1::/48".into()));
+        assert_eq!(t("::ffff:192.0.2.7"), Ok("192.0.2.7".into()));
+        assert_eq!(t("Alice"), Ok("Alice".into()));
+        assert!(t("10.0.0.0/33").is_err());
+        assert!(t("two words").is_err());
+        assert!(t("").is_err());
+        assert!(t("/etc").is_err());
+    }
+
+    #[test]
+    fn ranges_match_v4_v6_and_mapped_addresses() {
+        let net: Target = "10.1.0.0/16".parse().unwrap();
+        assert!(net.holds("10.1.200.3".parse().unwrap()));
+        assert!(net.holds("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!net.holds("10.2.0.1".parse().unwrap()));
+        let v6: Target = "2001:db8::/32".parse().unwrap();
+        assert!(v6.holds("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.holds("2001:db9::1".parse().unwrap()));
+        assert!(!v6.holds("10.1.0.1".parse().unwrap()));
+        let one: Target = "::1".parse().unwrap();
+        assert!(one.holds("::1".parse().unwrap()));
+        assert!(!one.holds("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn lookups_skip_ended_rules_and_match_look_alikes() {
+        let now = Utc::now();
+        let mut rules = Rules::default();
+        set(&mut rules.bans, rule("bob", None));
+        set(
+            &mut rules.bans,
+            rule("10.0.0.0/8", Some(now - TimeDelta::seconds(1))),
+        );
+        set(
+            &mut rules.mutes,
+            rule("carol", Some(now + TimeDelta::minutes(5))),
+        );
+        assert!(rules.ban_on_nick(&nick::key("ＢＯＢ"), now).is_some());
+        assert!(
+            rules
+                .ban_on_addr("10.0.0.1".parse().unwrap(), now)
+                .is_none()
+        );
+        assert!(rules.mute_on(&nick::key("Carol"), now).is_some());
+        assert!(
+            rules
+                .mute_on(&nick::key("Carol"), now + TimeDelta::minutes(6))
+                .is_none()
+        );
+        let (bans, mutes) = rules.purge(now);
+        assert_eq!((bans.len(), mutes.len()), (1, 0));
+        // Setting the same target again replaces it.
+        set(
+            &mut rules.bans,
+            rule("BOB", Some(now + TimeDelta::hours(1))),
+        );
+        assert_eq!(rules.bans.len(), 1);
+        assert!(remove(&mut rules.bans, &"bob".parse().unwrap()).is_some());
+        assert!(rules.bans.is_empty());
+    }
+
+    #[test]
+    fn lines_users_see() {
+        let mut r = rule("bob", None);
+        assert_eq!(r.banned_text(), "you are banned: spam");
+        assert_eq!(r.muted_text(), "you are muted");
+        r.reason = None;
+        r.expires = Some("2026-11-26T17:30:00Z".parse().unwrap());
+        assert_eq!(
+            r.banned_text(),
+            "you are banned (until 2026-11-26 17:30:00 UTC)"
+        );
+        assert_eq!(
+            r.muted_text(),
+            "you are muted (until 2026-11-26 17:30:00 UTC)"
+        );
+    }
+
+    #[test]
+    fn changes_are_saved_and_reloaded_and_corruption_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let m = Moderation::open(&state).unwrap();
+        assert!(m.rules().bans.is_empty());
+        let changed = m.update(|r| {
+            set(&mut r.bans, rule("192.0.2.0/24", None));
+            Some(())
+        });
+        assert!(changed.unwrap().is_some());
+        assert_eq!(m.update(|_| None::<()>).unwrap(), None);
+        let again = Moderation::open(&state).unwrap();
+        assert_eq!(again.rules().bans, m.rules().bans);
+        std::fs::write(state.join(FILE_NAME), "{\"bans\": [").unwrap();
+        let error = format!("{:#}", Moderation::open(&state).unwrap_err());
+        assert!(error.contains("bans.json is corrupt"), "{error}");
+    }
+}
