@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -402,9 +402,11 @@ fn new_rule(
             ));
         }
         Some(d) => {
-            let end = chrono::TimeDelta::from_std(d)
+            // Whole seconds, as the users and `bans` show them, and never short of `d`.
+            let end = chrono::TimeDelta::from_std(d + Duration::from_secs(1))
                 .ok()
-                .and_then(|d| now.checked_add_signed(d));
+                .and_then(|d| now.checked_add_signed(d))
+                .map(|end| end.trunc_subsecs(0));
             Some(end.ok_or_else(|| Failure::new("bad_request", "duration too long"))?)
         }
     };
@@ -415,7 +417,7 @@ fn new_rule(
         target,
         reason,
         set_by: uid,
-        set_at: now,
+        set_at: now.trunc_subsecs(0),
         expires,
     })
 }

@@ -214,6 +214,7 @@ pub fn human(line: &str) -> String {
     for (key, value) in object {
         let text = match value {
             Value::String(s) => s,
+            Value::Array(items) if items.is_empty() => continue,
             Value::Array(items) => items
                 .iter()
                 .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))

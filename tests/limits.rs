@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::{BASE_CONFIG, Client, Daemon, barrier, text};
@@ -20,10 +20,7 @@ fn connection<'a>(list: &'a Value, nick: &str) -> &'a Value {
 
 /// A client connecting from another loopback address.
 fn connect_from(source: [u8; 4], to: SocketAddr) -> Client {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    Client::from_stream(TcpStream::from(socket))
+    Client::connect_from(source.into(), to)
 }
 
 #[test]

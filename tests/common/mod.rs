@@ -238,7 +238,11 @@ impl Daemon {
 
     /// A connection that read the hello, banner and prompt and is logged in as `nick`.
     pub fn login(&self, nick: &str) -> Client {
-        let mut c = self.connect();
+        self.login_on(self.connect(), nick)
+    }
+
+    /// Logs `c`, a new connection, in as `nick`.
+    pub fn login_on(&self, mut c: Client, nick: &str) -> Client {
         c.expect_greeting();
         c.send(format!("{nick}\r\n"));
         let line = c.line();
@@ -271,6 +275,15 @@ impl Client {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Client {
         Client::from_stream(TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect"))
+    }
+
+    /// Connects to `to` from the loopback address `source` (127.0.0.x or ::1).
+    pub fn connect_from(source: std::net::IpAddr, to: SocketAddr) -> Client {
+        let domain = socket2::Domain::for_address(to);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+        socket.connect_timeout(&to.into(), TIMEOUT).unwrap();
+        Client::from_stream(TcpStream::from(socket))
     }
 
     /// Wraps a connected stream.
