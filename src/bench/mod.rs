@@ -293,9 +293,15 @@ pub async fn fanout(target: &Target, load: Load) -> anyhow::Result<FanoutReport>
         let interval = load
             .rate
             .map(|r| Duration::from_secs_f64(load.senders as f64 / r.max(0.001)));
+        // Paced senders take turns, evenly spaced, rather than all sending at the same
+        // instant: 200 messages/s from 10 senders is one message every 5 ms, not a burst
+        // of 10 every 50 ms.
+        let offset = interval.map_or(Duration::ZERO, |every| {
+            every.mul_f64(s as f64 / load.senders as f64)
+        });
         tasks.push(tokio::spawn(async move {
             let mut seq = 0u64;
-            let mut next = Instant::now();
+            let mut next = Instant::now() + offset;
             while run.load(Relaxed) {
                 match interval {
                     Some(every) => {
