@@ -217,6 +217,7 @@ fn second_instance_stale_socket_and_squatters() {
     let config = d.config.to_str().unwrap().to_owned();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
         .args(["--config", &config])
+        .env("STATE_DIRECTORY", d.state_dir())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -254,6 +255,7 @@ fn second_instance_stale_socket_and_squatters() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
         .arg("--config")
         .arg(dir.path().join("n.toml"))
+        .env("STATE_DIRECTORY", dir.path().join("state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

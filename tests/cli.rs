@@ -12,6 +12,7 @@ fn natterd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_natterd"))
         .args(args)
         .env("RUNTIME_DIRECTORY", runtime.path())
+        .env("STATE_DIRECTORY", runtime.path())
         .output()
         .expect("run natterd")
 }

@@ -206,6 +206,7 @@ fn a_missing_log_directory_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_natterd"))
         .arg("--config")
         .arg(&config)
+        .env("STATE_DIRECTORY", dir.path().join("state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -308,6 +309,10 @@ fn socket_activation_serves_chat_on_the_passed_socket() {
     let mut child = Command::new(activate)
         .arg("-l")
         .arg(format!("127.0.0.1:{port}"))
+        .arg(format!(
+            "--setenv=STATE_DIRECTORY={}",
+            dir.path().join("state").display()
+        ))
         .arg(env!("CARGO_BIN_EXE_natterd"))
         .arg("--config")
         .arg(&config)
