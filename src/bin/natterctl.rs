@@ -17,7 +17,7 @@ use natter::admin::{display, socket_path};
 use natter::{config, events};
 use serde_json::{Map, Value};
 
-/// Control a running natterd: list, kick, broadcast, reload, shut down.
+/// Control a running natterd: list, kick, ban, mute, watch, broadcast, reload, shut down.
 #[derive(Parser)]
 #[command(name = "natterctl", version, about)]
 struct Args {
