@@ -566,3 +566,74 @@ fn watch_shows_flood_and_slow_readers_and_ends_at_shutdown() {
     assert!(status.success());
     assert_eq!(d.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_ban_that_cannot_be_saved_changes_nothing() {
+    let d = Daemon::start();
+    let mut alice = d.login("alice");
+    // Something natterd cannot replace where the file goes.
+    std::fs::create_dir_all(d.state_dir().join("bans.json")).unwrap();
+    let (code, err) = ctl_fails(&d, &["ban", "alice"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot save") && err.contains("nothing changed"),
+        "{err}"
+    );
+    assert_eq!(ctl_json(&d, &["bans"])["bans"], Value::Array(vec![]));
+    // alice is still there.
+    alice.say("/ls");
+    alice.expect("* 1 online: alice");
+    d.wait_log("cannot save bans and mutes");
+}
+
+#[test]
+fn a_watcher_that_does_not_read_loses_events_not_the_server() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let d = Daemon::start();
+    let mut watcher = UnixStream::connect(&d.socket).unwrap();
+    watcher.write_all(b"{\"cmd\":\"watch\"}\n").unwrap();
+    watcher.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut first = [0; 28];
+    watcher.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"{\"ok\":true,\"watching\":true}\n");
+    // Far more events than the channel and the socket buffer hold, while it reads nothing:
+    // every connection from a banned address is one "refused" event.
+    ctl(&d, &["ban", "127.0.0.2"]);
+    let deadline = Instant::now() + TIMEOUT * 3;
+    for _ in 0..6000 {
+        assert!(Instant::now() < deadline, "connections too slow");
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+            .unwrap();
+        // The server closes first, so the TIME-WAIT stays on its side.
+        socket.connect_timeout(&d.addr().into(), TIMEOUT).unwrap();
+        let mut c = std::net::TcpStream::from(socket);
+        let mut sink = Vec::new();
+        c.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let _ = c.read_to_end(&mut sink);
+    }
+    // Chat goes on meanwhile.
+    let [mut alice, _bob] = d.room(["alice", "bob"]);
+    alice.say("@bob still here");
+    // The watcher now reads: what fit, then how many it missed, then live events again.
+    let mut reader = BufReader::new(watcher);
+    let mut missed = 0;
+    let mut line = String::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while missed == 0 {
+        assert!(Instant::now() < deadline, "no lagged event");
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "watch closed");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "lagged" {
+            missed = event["missed"].as_u64().unwrap();
+        }
+    }
+    assert!(missed > 0);
+    let stats = ctl_json(&d, &["stats"]);
+    assert_eq!(stats["refused"]["banned"], 6000);
+}
