@@ -637,3 +637,41 @@ fn a_watcher_that_does_not_read_loses_events_not_the_server() {
     let stats = ctl_json(&d, &["stats"]);
     assert_eq!(stats["refused"]["banned"], 6000);
 }
+
+#[test]
+fn watchers_are_capped_and_leave_room_for_commands() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    let d = Daemon::start();
+    let watch = || {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.write_all(b"{\"cmd\":\"watch\",\"id\":1}\n").unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (reader, line)
+    };
+    // More watchers than the 8 admin places, all answered.
+    let watchers: Vec<_> = (0..16)
+        .map(|_| {
+            let (reader, line) = watch();
+            assert_eq!(line, "{\"id\":1,\"ok\":true,\"watching\":true}\n");
+            reader
+        })
+        .collect();
+    let (_, refused) = watch();
+    assert!(
+        refused.contains("\"code\":\"too_many_watchers\""),
+        "{refused}"
+    );
+    // Commands still get through, and every watcher sees what they do.
+    ctl(&d, &["wall", "hello"]);
+    ctl(&d, &["mute", "x"]);
+    for mut reader in watchers {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains("\"event\":\"mute\""), "{line}");
+    }
+}

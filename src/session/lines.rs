@@ -10,6 +10,7 @@ use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, Session};
 use crate::command::{self, Command};
 use crate::events::Event;
 use crate::format::{self, Formatter};
+use crate::moderation::Rule;
 use crate::nick::{self, NickError};
 use crate::stats::add;
 
@@ -54,19 +55,22 @@ impl Session {
                 Ok(())
             }
         });
+        let banned = || {
+            self.daemon
+                .moderation
+                .rules()
+                .ban_on_nick(&key, Utc::now())
+                .cloned()
+        };
         if valid.is_ok()
-            && let Some(ban) = self.daemon.moderation.rules().ban_on_nick(&key, Utc::now())
+            && let Some(ban) = banned()
         {
-            info!(nick = line, "nickname refused: banned");
-            add(&self.daemon.stats.refused_banned_nick, 1);
-            self.daemon.events.emit(|| Event::NickBanned {
-                nick: line.to_owned(),
-                peer: self.peer.to_string(),
-            });
-            self.error(format_args!("{}", ban.banned_text()));
-            return self.leave(Leave::Banned);
+            return self.refuse_banned_nick(line, &ban);
         }
         match valid.and_then(|()| self.daemon.hub.login(self.id, line)) {
+            // A ban made between the check above and the login did not see this user online;
+            // this second look sees it.
+            Ok(_) if let Some(ban) = banned() => self.refuse_banned_nick(line, &ban),
             Ok(nick) => {
                 info!(nick = &*nick, "login");
                 self.daemon.events.emit(|| Event::Join {
@@ -82,6 +86,18 @@ impl Session {
                 self.prompt();
             }
         }
+    }
+
+    /// Tells a client its nickname is banned, and closes.
+    fn refuse_banned_nick(&mut self, nick: &str, ban: &Rule) {
+        info!(nick, "nickname refused: banned");
+        add(&self.daemon.stats.refused_banned_nick, 1);
+        self.daemon.events.emit(|| Event::NickBanned {
+            nick: nick.to_owned(),
+            peer: self.peer.to_string(),
+        });
+        self.error(format_args!("{}", ban.banned_text()));
+        self.leave(Leave::Banned);
     }
 
     fn command(&mut self, nick: &str, line: &str) {

@@ -141,7 +141,20 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
         leaving: None,
         last_ayt: None,
     };
-    session.greet();
+    // The accept loop checked the address already; a ban made since, before this
+    // connection was in the hub for the ban to find, is caught here.
+    match session
+        .daemon
+        .moderation
+        .rules()
+        .ban_on_addr(peer.ip(), chrono::Utc::now())
+    {
+        Some(ban) => {
+            session.error(format_args!("{}", ban.banned_text()));
+            session.leave(Leave::Banned);
+        }
+        None => session.greet(),
+    }
     let leave = session.serve(stream).await;
     drop(registration);
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
