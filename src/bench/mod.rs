@@ -275,6 +275,53 @@ pub struct FanoutReport {
     pub rss_kb: Vec<u64>,
     /// Reading clients natterd disconnected.
     pub readers_dropped: u64,
+    /// What became of each client that never read, found by reading it after the run.
+    pub slow: Vec<SlowClient>,
+}
+
+/// A client that never read, as it stood after the run.
+#[derive(Debug, Default, Serialize)]
+pub struct SlowClient {
+    /// Bytes it could still read: what natterd had queued plus the kernel's buffers.
+    pub bytes_waiting: u64,
+    /// Group messages natterd told it were skipped (`! N messages skipped ...`).
+    pub skipped: u64,
+    /// natterd had closed the connection.
+    pub closed: bool,
+    /// The last `! ` line it got, if any.
+    pub last_notice: Option<String>,
+}
+
+/// Reads what a client that never read was sent, until natterd closes it or goes quiet.
+async fn inspect(mut read: OwnedReadHalf) -> SlowClient {
+    use tokio::io::AsyncReadExt;
+    let mut out = SlowClient::default();
+    let mut buf = vec![0; 64 * 1024];
+    let mut partial = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let n = match tokio::time::timeout(Duration::from_millis(500), read.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0) | Err(_)) => {
+                out.closed = true;
+                break;
+            }
+            Ok(Ok(n)) => n,
+        };
+        out.bytes_waiting += n as u64;
+        partial.extend_from_slice(&buf[..n]);
+        while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if let Some(rest) = line.strip_prefix("! ") {
+                if let Some((count, _)) = rest.split_once(" messages skipped") {
+                    out.skipped += count.parse::<u64>().unwrap_or(0);
+                }
+                out.last_notice = Some(line);
+            }
+        }
+    }
+    out
 }
 
 /// Runs a fan-out: senders send, everyone reads (but the deaf), for `load.duration`.
@@ -360,6 +407,10 @@ pub async fn fanout(target: &Target, load: Load) -> anyhow::Result<FanoutReport>
         }
         last = now;
     }
+    let mut slow = Vec::new();
+    for read in room.idle_readers.drain(..) {
+        slow.push(inspect(read).await);
+    }
     let hist = shared.latency.lock().await;
     let ms = |us: u64| us as f64 / 1000.0;
     Ok(FanoutReport {
@@ -379,6 +430,7 @@ pub async fn fanout(target: &Target, load: Load) -> anyhow::Result<FanoutReport>
             .map(|(a, b)| (b - a) / (delivered.max(1) as f64 / 1e6)),
         rss_kb: rss,
         readers_dropped: shared.closed.load(Relaxed),
+        slow,
     })
 }
 

@@ -276,5 +276,22 @@ fn print(r: &FanoutReport, json: bool) -> anyhow::Result<()> {
         println!("natterd RSS MiB:   {}", rss.join(" "));
     }
     println!("readers dropped:   {}", r.readers_dropped);
+    for (i, c) in r.slow.iter().enumerate() {
+        let state = if c.closed {
+            "closed by natterd"
+        } else {
+            "still connected"
+        };
+        println!(
+            "never reading #{}:  {state}; {} bytes were waiting; told {} messages skipped{}",
+            i + 1,
+            c.bytes_waiting,
+            c.skipped,
+            c.last_notice
+                .as_deref()
+                .map(|n| format!("; last notice {n:?}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
