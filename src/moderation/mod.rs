@@ -1,28 +1,20 @@
 //! Bans and mutes: what they match, when they end, and the file that keeps them across
 //! restarts.
 //!
-//! The rules in force are an immutable snapshot behind an `Arc`: every connection and every
-//! chat line reads it without waiting, while a change (rare, from natterctl) builds a new
-//! snapshot, writes it to disk and only then puts it in force, so what natterd enforces is
-//! always what the file says.
+//! This module is the rules themselves (pure); [`store`] keeps them in a file.
+
+mod store;
 
 use std::fmt;
-use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::nick;
-
-/// The file in the state directory that holds bans and mutes.
-pub const FILE_NAME: &str = "bans.json";
+pub use store::{FILE_NAME, Moderation};
 
 /// Longest nickname a ban or mute may name (the longest `max_nick_len` allows).
 const MAX_NICK: usize = 64;
@@ -236,109 +228,6 @@ pub fn remove(list: &mut Vec<Rule>, target: &Target) -> Option<Rule> {
     Some(list.remove(at))
 }
 
-/// The rules in force and the file that keeps them.
-#[derive(Debug)]
-pub struct Moderation {
-    path: PathBuf,
-    current: RwLock<Arc<Rules>>,
-    /// Held while a change is written, so changes go to disk one at a time.
-    writing: Mutex<()>,
-}
-
-impl Moderation {
-    /// Loads the rules from `dir` (created 0700 if missing), dropping ended ones. A file
-    /// that is there but cannot be read or understood is an error, never an empty list.
-    pub fn open(dir: &Path) -> anyhow::Result<Moderation> {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-        }
-        let path = dir.join(FILE_NAME);
-        let mut rules = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<Rules>(&text).with_context(|| {
-                format!(
-                    "{} is corrupt; fix or remove it (bans and mutes are kept there)",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Rules::default(),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read {}", path.display()));
-            }
-        };
-        rules.purge(Utc::now());
-        Ok(Moderation {
-            path,
-            current: RwLock::new(Arc::new(rules)),
-            writing: Mutex::new(()),
-        })
-    }
-
-    /// No rules, and nowhere to save any: for tests that never change them.
-    #[cfg(test)]
-    pub(crate) fn unsaved() -> Moderation {
-        Moderation {
-            path: PathBuf::from("/nonexistent/bans.json"),
-            current: RwLock::default(),
-            writing: Mutex::new(()),
-        }
-    }
-
-    /// Where the rules are kept.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The rules in force now.
-    pub fn rules(&self) -> Arc<Rules> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Applies `change` to a copy of the rules; if it returns `Some`, writes the copy to
-    /// disk and puts it in force. If writing fails, nothing changes.
-    pub fn update<T>(&self, change: impl FnOnce(&mut Rules) -> Option<T>) -> io::Result<Option<T>> {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut rules = (*self.rules()).clone();
-        let Some(result) = change(&mut rules) else {
-            return Ok(None);
-        };
-        save(&self.path, &rules)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
-        Ok(Some(result))
-    }
-}
-
-/// Writes `rules` to `path` atomically: a temporary file, fsync, rename, fsync of the
-/// directory. A crash leaves either the old file or the new one, never half of one.
-fn save(path: &Path, rules: &Rules) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = path.with_extension("json.tmp");
-    let mut text = serde_json::to_string_pretty(rules).map_err(io::Error::other)?;
-    text.push('\n');
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,24 +325,5 @@ mod tests {
             r.muted_text(),
             "you are muted (until 2026-11-26 17:30:00 UTC)"
         );
-    }
-
-    #[test]
-    fn changes_are_saved_and_reloaded_and_corruption_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let m = Moderation::open(&state).unwrap();
-        assert!(m.rules().bans.is_empty());
-        let changed = m.update(|r| {
-            set(&mut r.bans, rule("192.0.2.0/24", None));
-            Some(())
-        });
-        assert!(changed.unwrap().is_some());
-        assert_eq!(m.update(|_| None::<()>).unwrap(), None);
-        let again = Moderation::open(&state).unwrap();
-        assert_eq!(again.rules().bans, m.rules().bans);
-        std::fs::write(state.join(FILE_NAME), "{\"bans\": [").unwrap();
-        let error = format!("{:#}", Moderation::open(&state).unwrap_err());
-        assert!(error.contains("bans.json is corrupt"), "{error}");
     }
 }

@@ -1,0 +1,219 @@
+//! What the whole running server shares: the room, the counters, the configuration's
+//! source, and the one shutdown switch that signals, natterctl and tests all use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::admin::proto::{Failure, ReloadReply, StatsReply};
+use crate::config::{self, Config, RESTART_KEYS};
+use crate::events::{Event, Events};
+use crate::hub::Hub;
+use crate::limits::Limiter;
+use crate::logging::Logs;
+use crate::moderation::Moderation;
+use crate::stats::{Stats, get};
+use crate::systemd;
+
+mod moderate;
+
+pub use moderate::expire_rules;
+
+/// The running server's shared state.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Who is online.
+    pub hub: Hub,
+    /// Totals since start.
+    pub stats: Stats,
+    /// Every session task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Open connections, in all and per address.
+    pub limiter: Arc<Limiter>,
+    /// Where events go.
+    pub logs: Arc<Logs>,
+    /// Bans and mutes.
+    pub moderation: Moderation,
+    /// Live events for `natterctl watch`.
+    pub events: Events,
+    started: Instant,
+    listen: Vec<SocketAddr>,
+    source: Option<PathBuf>,
+    listen_override: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    shutdown_message: Mutex<Option<String>>,
+}
+
+impl Daemon {
+    /// A server running `config`, read from `source` (None: built-in defaults), with
+    /// `listen_override` from the command line, accepting on `listen`, logging to `logs`,
+    /// enforcing `moderation`.
+    pub fn new(
+        config: Config,
+        source: Option<PathBuf>,
+        listen_override: Vec<SocketAddr>,
+        listen: Vec<SocketAddr>,
+        logs: Arc<Logs>,
+        moderation: Moderation,
+    ) -> Daemon {
+        Daemon {
+            moderation,
+            events: Events::default(),
+            hub: Hub::new(config),
+            stats: Stats::default(),
+            tracker: TaskTracker::new(),
+            limiter: Arc::default(),
+            logs,
+            started: Instant::now(),
+            listen,
+            source,
+            listen_override,
+            shutdown: CancellationToken::new(),
+            shutdown_message: Mutex::new(None),
+        }
+    }
+
+    /// Re-reads the configuration file and puts what may change live into force. The one
+    /// path for SIGHUP and `natterctl reload`; logs its outcome.
+    pub fn reload(&self) -> Result<ReloadReply, Failure> {
+        systemd::reloading();
+        let result = self.try_reload();
+        systemd::ready();
+        match &result {
+            Ok(reply) => {
+                info!(
+                    changed = ?reply.changed,
+                    restart_needed = ?reply.restart_needed,
+                    "configuration reloaded"
+                );
+                self.events.emit(|| Event::Reload {
+                    changed: reply.changed.clone(),
+                    restart_needed: reply.restart_needed.clone(),
+                });
+            }
+            Err(failure) => {
+                warn!(error = %failure.message, details = ?failure.details, "reload rejected");
+                self.events.emit(|| Event::ReloadFailed {
+                    message: failure.message.clone(),
+                });
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<ReloadReply, Failure> {
+        let Some(path) = &self.source else {
+            return Err(Failure::new(
+                "no_config_file",
+                "natterd runs on built-in defaults; start it with --config PATH to reload",
+            ));
+        };
+        let mut new = config::load(path).map_err(|errors| Failure {
+            code: "invalid_config".into(),
+            message: format!(
+                "{}: {} error(s); the running configuration stays",
+                path.display(),
+                errors.len()
+            ),
+            details: errors.iter().map(ToString::to_string).collect(),
+        })?;
+        if !self.listen_override.is_empty() {
+            new.server.listen.clone_from(&self.listen_override);
+        }
+        let running = self.hub.config();
+        let (restart_needed, changed) = running
+            .changed_keys(&new)
+            .into_iter()
+            .partition(|key| RESTART_KEYS.contains(&key.as_str()));
+        if new.log.level != running.log.level {
+            self.logs.set_level(&new.log.level);
+        }
+        self.hub.set_config(new.keeping_restart_keys(&running));
+        Ok(ReloadReply {
+            changed,
+            restart_needed,
+        })
+    }
+
+    /// Starts a graceful shutdown, with `message` for the users. Returns false if one was
+    /// already under way.
+    pub fn request_shutdown(&self, message: Option<String>) -> bool {
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        systemd::stopping();
+        info!(
+            notice = message.as_deref().unwrap_or(""),
+            "shutdown started"
+        );
+        *self
+            .shutdown_message
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = message;
+        self.shutdown.cancel();
+        self.events.emit(|| Event::Shutdown);
+        true
+    }
+
+    /// Resolves once a shutdown was requested.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// The operator's words for the shutdown notice, if any.
+    pub fn shutdown_message(&self) -> Option<String> {
+        self.shutdown_message
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The `stats` report.
+    pub fn report(&self) -> StatsReply {
+        let (online, peak) = self.hub.counts();
+        let s = &self.stats;
+        let rules = self.moderation.rules();
+        StatsReply {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            listen: self.listen.iter().map(ToString::to_string).collect(),
+            users_online: online as u64,
+            peak_users: peak as u64,
+            connections: self.limiter.open() as u64,
+            accepted: get(&s.accepted),
+            lines_relayed: get(&s.lines_relayed),
+            bytes_in: get(&s.bytes_in),
+            bytes_out: get(&s.bytes_out),
+            kicks: get(&s.kicks),
+            refused: [
+                ("server_full", &s.refused_server_full),
+                ("too_many_from_address", &s.refused_per_address),
+                ("banned", &s.refused_banned),
+                ("banned_nick", &s.refused_banned_nick),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), get(v)))
+            .collect(),
+            dropped: [
+                ("send_queue_full", &s.dropped_send_queue),
+                ("write_timeout", &s.dropped_write_timeout),
+                ("login_timeout", &s.dropped_login_timeout),
+                ("idle_timeout", &s.dropped_idle_timeout),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), get(v)))
+            .collect(),
+            skipped_messages: get(&s.skipped_messages),
+            log_lines_dropped: self.logs.dropped(),
+            muted_messages: get(&s.muted_messages),
+            reports: get(&s.reports),
+            bans: rules.bans.len() as u64,
+            mutes: rules.mutes.len() as u64,
+        }
+    }
+}
