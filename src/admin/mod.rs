@@ -4,6 +4,7 @@
 pub mod client;
 pub mod display;
 pub mod proto;
+mod watch;
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -12,10 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
 use serde_json::Value;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -33,8 +32,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// `watch` connections at once. A watcher gives its place among [`MAX_CONNECTIONS`] back,
 /// so watchers left running never lock operators out.
 const MAX_WATCHERS: usize = 16;
-/// A watcher that takes no event for this long is dropped.
-const WATCH_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the admin socket lives when `[admin] socket` is unset: systemd's runtime directory,
 /// else the user's runtime directory, else a per-user directory in /tmp.
@@ -256,7 +253,7 @@ async fn serve_connection(
             };
             info!(command = name, outcome = "ok", "admin command");
             drop(place);
-            watch(framed, daemon, id).await;
+            watch::stream(framed, daemon, id).await;
             drop(watching);
             return;
         }
@@ -273,48 +270,6 @@ async fn serve_connection(
         // The answer goes out before the drain begins.
         if let Some(message) = shutdown {
             daemon.request_shutdown(message);
-        }
-    }
-}
-
-/// Streams events to a watcher until it goes away, falls too far behind in reading, or
-/// natterd shuts down (after the `shutdown` event).
-async fn watch(mut framed: Framed<UnixStream>, daemon: &Daemon, id: Option<Value>) {
-    // Subscribed before the answer, so nothing that happens after the watcher sees the
-    // answer is missed.
-    let mut events = daemon.events.subscribe();
-    let ok = proto::ok_line(id, serde_json::json!({ "watching": true }));
-    if framed.write_line(&ok).await.is_err() {
-        return;
-    }
-    let mut ending = false;
-    loop {
-        let line = if ending {
-            match events.try_recv() {
-                Ok(line) => line.to_string(),
-                Err(_) => return,
-            }
-        } else {
-            tokio::select! {
-                received = events.recv() => match received {
-                    Ok(line) => line.to_string(),
-                    Err(RecvError::Lagged(missed)) => Event::Lagged { missed }.to_line(Utc::now()),
-                    Err(RecvError::Closed) => return,
-                },
-                // A watcher only listens; anything it sends is ignored, and its close ends it.
-                read = framed.read_line() => match read {
-                    Ok(Read::Closed) | Err(_) => return,
-                    Ok(_) => continue,
-                },
-                () = daemon.shutdown_requested() => {
-                    ending = true;
-                    continue;
-                }
-            }
-        };
-        let written = tokio::time::timeout(WATCH_WRITE_TIMEOUT, framed.write_line(&line)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            return;
         }
     }
 }
