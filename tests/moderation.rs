@@ -675,3 +675,35 @@ fn watchers_are_capped_and_leave_room_for_commands() {
         assert!(line.contains("\"event\":\"mute\""), "{line}");
     }
 }
+
+#[test]
+fn a_watcher_that_stops_reading_is_dropped() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    let d = Daemon::start();
+    let mut watcher = UnixStream::connect(&d.socket).unwrap();
+    watcher.write_all(b"{\"cmd\":\"watch\"}\n").unwrap();
+    // Events until its socket buffer is full and natterd's write waits.
+    ctl(&d, &["ban", "127.0.0.3"]);
+    let deadline = Instant::now() + TIMEOUT * 3;
+    for _ in 0..4000 {
+        assert!(Instant::now() < deadline, "connections too slow");
+        let mut c = Client::connect_from(ip("127.0.0.3"), d.addr());
+        c.expect("! you are banned");
+        c.expect_closed();
+    }
+    // natterd gives up on it 10 s after its write began to wait.
+    let deadline = Instant::now() + TIMEOUT * 3;
+    while !d.log().contains("watcher dropped: it stopped reading") {
+        assert!(
+            Instant::now() < deadline,
+            "watcher never dropped:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(watcher);
+    // Commands and new watchers carry on.
+    Watch::start(&d, true);
+}

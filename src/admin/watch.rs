@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
+use tracing::warn;
 
 use super::proto::{self, Framed, Read};
 use crate::daemon::Daemon;
@@ -49,9 +50,13 @@ pub(super) async fn stream(mut framed: Framed<UnixStream>, daemon: &Daemon, id: 
                 }
             }
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, framed.write_line(&line)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            return;
+        match tokio::time::timeout(WRITE_TIMEOUT, framed.write_line(&line)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                warn!(timeout = ?WRITE_TIMEOUT, "watcher dropped: it stopped reading");
+                return;
+            }
         }
     }
 }
