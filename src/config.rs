@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::dirs;
+
 /// The whole configuration, one field per table of natter.toml.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,16 +54,13 @@ impl Server {
         if let Some(dir) = &self.state_dir {
             return dir.clone();
         }
-        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-        if let Some(dirs) = env("STATE_DIRECTORY") {
-            // systemd separates several StateDirectory= entries with colons; use the first.
-            let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
-            return first.unwrap_or_default();
+        if let Some(dir) = dirs::from_systemd("STATE_DIRECTORY") {
+            return dir;
         }
-        if let Some(dir) = env("XDG_STATE_HOME") {
+        if let Some(dir) = dirs::env("XDG_STATE_HOME") {
             return PathBuf::from(dir).join("natter");
         }
-        match env("HOME") {
+        match dirs::env("HOME") {
             Some(home) => PathBuf::from(home).join(".local/state/natter"),
             None => PathBuf::from("/var/lib/natter"),
         }

@@ -13,7 +13,8 @@
 //! (room, counters, reload, the shutdown switch); [`moderation`] keeps bans and mutes;
 //! [`events`] streams what happens to `natterctl watch`; [`admin`] serves natterctl over a Unix
 //! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts;
-//! [`logging`] and [`logfile`] write events; [`systemd`] speaks sd_notify and socket activation.
+//! [`logging`] and [`logfile`] write events; [`dirs`] finds and creates natterd's
+//! directories; [`systemd`] speaks sd_notify and socket activation.
 //! The binaries `natterd` and `natterctl` are thin wrappers.
 
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod dirs;
 pub mod events;
 pub mod flood;
 pub mod format;

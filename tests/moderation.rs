@@ -272,6 +272,16 @@ fn a_corrupt_or_unreadable_ban_file_stops_the_start() {
     );
     // The file was left alone either way.
     assert!(state.join("bans.json").is_dir());
+    // A state directory someone else owns is not used.
+    std::fs::remove_dir(state.join("bans.json")).unwrap();
+    if let Err(e) = std::os::unix::fs::chown(&state, Some(4321), None) {
+        eprintln!("skipping the foreign-owner check: cannot chown ({e}); needs root");
+        return;
+    }
+    let out = start();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("belongs to uid 4321"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ pub mod proto;
 mod watch;
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::daemon::Daemon;
+use crate::dirs;
 use crate::events::Event;
 use crate::sanitize;
 use crate::stats::add;
@@ -36,13 +37,10 @@ const MAX_WATCHERS: usize = 16;
 /// Where the admin socket lives when `[admin] socket` is unset: systemd's runtime directory,
 /// else the user's runtime directory, else a per-user directory in /tmp.
 pub fn default_socket_path() -> PathBuf {
-    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dirs) = env("RUNTIME_DIRECTORY") {
-        // systemd separates several RuntimeDirectory= entries with colons; use the first.
-        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
-        return first.unwrap_or_default().join("admin.sock");
+    if let Some(dir) = dirs::from_systemd("RUNTIME_DIRECTORY") {
+        return dir.join("admin.sock");
     }
-    if let Some(dir) = env("XDG_RUNTIME_DIR") {
+    if let Some(dir) = dirs::env("XDG_RUNTIME_DIR") {
         return PathBuf::from(dir).join("natter/admin.sock");
     }
     let uid = rustix::process::getuid().as_raw();
@@ -76,7 +74,7 @@ pub struct AdminSocket {
 pub fn bind(path: &Path, mode: u32) -> anyhow::Result<AdminSocket> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.context("the admin socket path needs a directory")?;
-    prepare_dir(dir)?;
+    dirs::private(dir)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {
@@ -119,27 +117,6 @@ pub fn bind(path: &Path, mode: u32) -> anyhow::Result<AdminSocket> {
         path: path.to_owned(),
         identity: (meta.dev(), meta.ino()),
     })
-}
-
-/// Creates the socket's directory 0700 if missing; refuses one owned by someone else.
-fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let meta = std::fs::metadata(dir).with_context(|| format!("cannot use {}", dir.display()))?;
-    let uid = rustix::process::geteuid().as_raw();
-    if meta.uid() != uid && meta.uid() != 0 {
-        bail!(
-            "{} belongs to uid {}, not to natterd's uid {uid}; refusing to use it",
-            dir.display(),
-            meta.uid()
-        );
-    }
-    Ok(())
 }
 
 impl AdminSocket {
@@ -294,7 +271,7 @@ fn command_name(command: &Command) -> &'static str {
 
 /// Carries out one admin command from operator `uid`; the reply's fields as JSON.
 fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure> {
-    let reason = |r: Option<String>| r.as_deref().map(clean).filter(|r| !r.is_empty());
+    // Ban and mute reasons are cleaned where rules are made (`Daemon::ban`, `Daemon::mute`).
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
     match command {
         Command::List => Ok(json(&ListReply {
@@ -340,18 +317,18 @@ fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure
         Command::Ban {
             target,
             for_secs,
-            reason: why,
+            reason,
         } => daemon
-            .ban(&target, secs(for_secs), reason(why), uid)
+            .ban(&target, secs(for_secs), reason, uid)
             .map(|r| json(&r)),
         Command::Unban { target } => daemon.unban(&target, uid).map(|r| json(&r)),
         Command::Bans => Ok(json(&daemon.bans())),
         Command::Mute {
             nick,
             for_secs,
-            reason: why,
+            reason,
         } => daemon
-            .mute(&nick, secs(for_secs), reason(why), uid)
+            .mute(&nick, secs(for_secs), reason, uid)
             .map(|r| json(&r)),
         Command::Unmute { nick } => daemon.unmute(&nick, uid).map(|r| json(&r)),
     }

@@ -195,9 +195,6 @@ impl Rules {
 
     /// The mute in force at `now` on the nickname whose key is `key`, if any.
     pub fn mute_on(&self, key: &str, now: DateTime<Utc>) -> Option<&Rule> {
-        if self.mutes.is_empty() {
-            return None;
-        }
         self.mutes
             .iter()
             .find(|m| m.active(now) && m.target.is_nick(key))

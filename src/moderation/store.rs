@@ -6,7 +6,7 @@
 //! always what the file says.
 
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -14,6 +14,7 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::Rules;
+use crate::dirs;
 
 /// The file in the state directory that holds bans and mutes.
 pub const FILE_NAME: &str = "bans.json";
@@ -28,16 +29,11 @@ pub struct Moderation {
 }
 
 impl Moderation {
-    /// Loads the rules from `dir` (created 0700 if missing), dropping ended ones. A file
+    /// Loads the rules from `dir` (created 0700 if missing, refused if someone else owns it),
+    /// dropping ended ones. A file
     /// that is there but cannot be read or understood is an error, never an empty list.
     pub fn open(dir: &Path) -> anyhow::Result<Moderation> {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-        }
+        dirs::private(dir).context("cannot use the state directory")?;
         let path = dir.join(FILE_NAME);
         let mut rules = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str::<Rules>(&text).with_context(|| {

@@ -1,0 +1,42 @@
+//! Directories natterd finds in its environment or creates for itself: the admin socket's
+//! and the state directory.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// The environment variable `name`, if set and not empty.
+pub fn env(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The first directory systemd passes in `name` (`RUNTIME_DIRECTORY`, `STATE_DIRECTORY`, ...),
+/// which separates several entries with colons.
+pub fn from_systemd(name: &str) -> Option<PathBuf> {
+    let dirs = env(name)?;
+    let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+    Some(first.unwrap_or_default())
+}
+
+/// Creates `dir` 0700 if missing, and refuses one owned by a user other than natterd's or
+/// root, where someone else could swap what natterd keeps there.
+pub fn private(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot use {}", dir.display()))?;
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid && meta.uid() != 0 {
+        bail!(
+            "{} belongs to uid {}, not to natterd's uid {uid}; refusing to use it",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
