@@ -150,4 +150,18 @@ mod tests {
         let error = format!("{:#}", Moderation::open(&state).unwrap_err());
         assert!(error.contains("bans.json is corrupt"), "{error}");
     }
+
+    #[test]
+    fn ended_rules_are_dropped_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ended = rule("192.0.2.1");
+        ended.expires = Some(Utc::now() - chrono::TimeDelta::seconds(1));
+        let rules = Rules {
+            bans: vec![ended, rule("192.0.2.2")],
+            mutes: vec![],
+        };
+        save(&dir.path().join(FILE_NAME), &rules).unwrap();
+        let loaded = Moderation::open(dir.path()).unwrap().rules();
+        assert_eq!(loaded.bans, vec![rules.bans[1].clone()]);
+    }
 }
