@@ -203,7 +203,13 @@ impl Daemon {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + TIMEOUT;
+        self.wait_log_within(needle, TIMEOUT);
+    }
+
+    /// Waits up to `limit` until the log contains `needle`, for what natterd itself does only
+    /// after a longer timeout.
+    pub fn wait_log_within(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while !self.log().contains(needle) {
             assert!(
                 Instant::now() < deadline,
