@@ -75,6 +75,9 @@ pub struct Decoder {
     binary_on: bool,
     answered: Vec<(u8, u8, u8)>,
     replies: Vec<u8>,
+    /// Telnet commands seen since [`Decoder::take_commands`], for flood control: they cost
+    /// work and replies, so a stream of them must be paced like lines.
+    commands: u32,
 }
 
 impl Decoder {
@@ -92,6 +95,7 @@ impl Decoder {
             binary_on: false,
             answered: Vec::new(),
             replies: Vec::new(),
+            commands: 0,
         }
     }
 
@@ -138,6 +142,11 @@ impl Decoder {
     /// Telnet replies owed to the peer since the last call.
     pub fn take_replies(&mut self) -> Option<Vec<u8>> {
         (!self.replies.is_empty()).then(|| std::mem::take(&mut self.replies))
+    }
+
+    /// Telnet commands (not escaped `IAC IAC` data) seen since the last call.
+    pub fn take_commands(&mut self) -> u32 {
+        std::mem::take(&mut self.commands)
     }
 
     fn step(&mut self, byte: u8) -> Step {
@@ -191,6 +200,9 @@ impl Decoder {
 
     fn command(&mut self, byte: u8) -> Step {
         self.state = State::Data;
+        if byte != IAC {
+            self.commands = self.commands.saturating_add(1);
+        }
         match byte {
             IAC => self.push(IAC),
             WILL..=DONT => {
@@ -335,6 +347,20 @@ mod tests {
     fn iac_iac_is_data_and_commands_vanish() {
         assert_eq!(lines(b"a\xff\xffb\xff\xf1c\n"), [b"a\xffbc".to_vec()]);
         assert_eq!(lines(b"abc\xff\xf7d\n"), [b"abc\x08d".to_vec()]);
+    }
+
+    #[test]
+    fn telnet_commands_are_counted_for_flood_control() {
+        let mut d = Decoder::new(512, true);
+        // NOP, DO ECHO, SB..SE (one command), AYT; the escaped IAC IAC is data.
+        let input = b"\xff\xf1\xff\xfd\x01\xff\xfa\x18x\xff\xf0a\xff\xffb\xff\xf6\n";
+        let mut rest = &input[..];
+        while !rest.is_empty() {
+            let (used, _) = d.decode(rest);
+            rest = &rest[used..];
+        }
+        assert_eq!(d.take_commands(), 4);
+        assert_eq!(d.take_commands(), 0);
     }
 
     #[test]

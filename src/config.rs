@@ -132,6 +132,13 @@ pub struct Limits {
     pub send_queue_bytes: usize,
     /// Seconds a client may accept no bytes while output waits for it. 0: no limit.
     pub write_timeout: u64,
+    /// New connections one address may open per minute (IPv6: one /64), all at once or
+    /// spread out. 0: no limit.
+    pub connects_per_minute_per_ip: u32,
+    /// Joins (and their leaves) announced per minute for users from one address (IPv6: one
+    /// /64), all at once or spread out; past that, users from it come and go unannounced,
+    /// so logging in and out in a loop cannot flood the room. 0: no limit.
+    pub announces_per_minute_per_ip: u32,
 }
 
 impl Default for Limits {
@@ -145,6 +152,8 @@ impl Default for Limits {
             flood_rate: 2.0,
             send_queue_bytes: 256 * 1024,
             write_timeout: 60,
+            connects_per_minute_per_ip: 60,
+            announces_per_minute_per_ip: 10,
         }
     }
 }

@@ -47,6 +47,8 @@ struct Client {
     outbox: Arc<Outbox>,
     meter: Arc<Meter>,
     ignoring: bool,
+    /// Came unannounced (see [`Hub::login`]), so leaves unannounced too.
+    quiet: bool,
 }
 
 /// A group message was refused because its sender is in ignore mode.
@@ -105,6 +107,7 @@ impl Hub {
             outbox,
             meter,
             ignoring: false,
+            quiet: false,
         };
         state.clients.insert(id, client);
         id
@@ -112,7 +115,14 @@ impl Hub {
 
     /// Gives `id` the nickname `nick` if nobody online has it, sends them the welcome line
     /// and everyone else `* nick joined`, all in one step so nobody sees a half-joined user.
-    pub fn login(&self, id: ClientId, nick: &str) -> Result<Arc<str>, NickError> {
+    /// The join is announced only if the room is small enough (`announce_max`) and
+    /// `announce` (asked only then) agrees; a user who came unannounced leaves unannounced.
+    pub fn login(
+        &self,
+        id: ClientId,
+        nick: &str,
+        announce: impl FnOnce() -> bool,
+    ) -> Result<Arc<str>, NickError> {
         let key = nick::key(nick);
         let config = self.config();
         let format = Formatter::new(config.chat.timestamps);
@@ -131,9 +141,11 @@ impl Hub {
         };
         client.nick = Some(nick.clone());
         client.outbox.push(welcome);
+        let announced = announces(&config, online) && announce();
+        client.quiet = !announced;
         state.nicks.insert(key, id);
         state.peak = state.peak.max(online);
-        if announces(&config, online) {
+        if announced {
             let joined = format.system(format_args!("{nick} joined"));
             for (&other, client) in &state.clients {
                 if other != id && client.nick.is_some() {
@@ -204,7 +216,7 @@ impl Hub {
             })
             .collect();
         drop(state);
-        members.sort_by_cached_key(|m| nick::key(&m.nick));
+        members.sort_by_cached_key(|m| nick::fold(&m.nick));
         members
     }
 
@@ -225,24 +237,27 @@ impl Hub {
     pub fn leave(&self, id: ClientId) -> Option<Arc<str>> {
         let config = self.config();
         let format = Formatter::new(config.chat.timestamps);
-        let left = |nick: &str, online: usize| {
-            announces(&config, online).then(|| format.system(format_args!("{nick} left")))
+        let left = |nick: &str, online: usize, quiet: bool| {
+            (!quiet && announces(&config, online))
+                .then(|| format.system(format_args!("{nick} left")))
         };
         self.remove(id, left)
     }
 
     /// Removes a logged-in user and tells everyone else with the line `announce` builds from
-    /// the nickname and the number online before they left, if it builds one.
+    /// the nickname, the number online before they left and whether they came unannounced,
+    /// if it builds one.
     fn remove(
         &self,
         id: ClientId,
-        announce: impl Fn(&str, usize) -> Option<Bytes>,
+        announce: impl Fn(&str, usize, bool) -> Option<Bytes>,
     ) -> Option<Arc<str>> {
         let mut state = self.lock();
-        let nick = state.clients.remove(&id)?.nick?;
+        let client = state.clients.remove(&id)?;
+        let nick = client.nick?;
         let online = state.nicks.len();
         state.nicks.remove(&nick::key(&nick));
-        let line = announce(&nick, online)?;
+        let line = announce(&nick, online, client.quiet)?;
         for client in state.clients.values() {
             if client.nick.is_some() {
                 client.outbox.push(line.clone());
@@ -267,7 +282,7 @@ impl Hub {
             ),
         };
         let announce =
-            |nick: &str, _| Some(format.system(format_args!("{nick} was kicked{suffix}")));
+            |nick: &str, _, _| Some(format.system(format_args!("{nick} was kicked{suffix}")));
         let mut state = self.lock();
         // Look again under this lock: the user may have left in between.
         let client = state.clients.get_mut(&id).ok_or(NoSuchUser)?;
@@ -289,7 +304,7 @@ impl Hub {
         let format = self.format();
         let suffix = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         let announce =
-            |nick: &str, _| Some(format.system(format_args!("{nick} was banned{suffix}")));
+            |nick: &str, _, _| Some(format.system(format_args!("{nick} was banned{suffix}")));
         let state = self.lock();
         let ids: Vec<ClientId> = state
             .clients
@@ -399,7 +414,7 @@ mod tests {
         let outbox = Arc::new(Outbox::new(1 << 16));
         let meter = Arc::default();
         let id = hub.connect(([127, 0, 0, 1], 1).into(), outbox.clone(), meter);
-        hub.login(id, nick).unwrap();
+        hub.login(id, nick, || true).unwrap();
         (id, outbox)
     }
 
@@ -430,7 +445,7 @@ mod tests {
             take(&bo),
             "* welcome, Bob! 2 users online; /h shows help\r\n"
         );
-        assert_eq!(hub.login(b, "ALICE"), Err(NickError::Taken));
+        assert_eq!(hub.login(b, "ALICE", || true), Err(NickError::Taken));
 
         assert_eq!(hub.say(a, &hub.format().group("alice", "hi")), Ok(0));
         assert_eq!(take(&ao), "");

@@ -13,7 +13,8 @@
 //! (room, counters, reload, the shutdown switch); [`moderation`] keeps bans and mutes;
 //! [`events`] streams what happens to `natterctl watch`; [`admin`] serves natterctl over a Unix
 //! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts;
-//! [`logging`] and [`logfile`] write events; [`dirs`] finds and creates natterd's
+//! [`logging`] and [`logfile`] write events, [`log_gate`] bounds what clients can make them
+//! write; [`limits`], [`flood`] and [`pace`] bound what one connection or address may do; [`dirs`] finds and creates natterd's
 //! directories; [`systemd`] speaks sd_notify and socket activation.
 //! The binaries `natterd` and `natterctl` are thin wrappers.
 
@@ -32,11 +33,13 @@ pub mod flood;
 pub mod format;
 pub mod hub;
 pub mod limits;
+pub mod log_gate;
 pub mod logfile;
 pub mod logging;
 pub mod moderation;
 pub mod nick;
 pub mod outbox;
+pub mod pace;
 pub mod sanitize;
 pub mod server;
 pub mod session;

@@ -3,6 +3,9 @@
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::sanitize;
 
 /// Why a nickname was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,6 +18,8 @@ pub enum NickError {
     Control,
     /// Starts with `@` or `/`, which would read as a command.
     BadStart,
+    /// Has no visible letter, digit or symbol: it would look blank.
+    Invisible,
     /// Someone online already uses it, or one that looks the same (see [`key`]).
     Taken,
     /// On the operator's `[chat] reserved_nicks` list.
@@ -28,6 +33,7 @@ impl fmt::Display for NickError {
             NickError::Whitespace => f.write_str("nickname may not contain spaces"),
             NickError::Control => f.write_str("nickname may not contain control characters"),
             NickError::BadStart => f.write_str("nickname may not start with @ or /"),
+            NickError::Invisible => f.write_str("nickname needs a visible letter, digit or symbol"),
             NickError::Taken => f.write_str("nickname already taken"),
             NickError::Reserved => f.write_str("nickname reserved"),
         }
@@ -44,15 +50,37 @@ pub fn validate(nick: &str, max_len: usize) -> Result<(), NickError> {
         Err(NickError::Control)
     } else if nick.starts_with(['@', '/']) {
         Err(NickError::BadStart)
+    } else if !nick
+        .chars()
+        .any(|c| !sanitize::is_hidden(c) && !is_combining_mark(c))
+    {
+        Err(NickError::Invisible)
     } else {
         Ok(())
     }
 }
 
-/// The form two nicknames are compared in, so look-alikes count as one: Unicode NFKC
-/// (fullwidth `Ａ` is `A`, the ligature `ﬁ` is `fi`), then full case folding (`Bob` is
-/// `bob`, `STRASSE` is `straße`), then NFKC again, as Unicode's NFKC_Casefold does.
+/// The form two nicknames are compared in (uniqueness, reserved names, bans and mutes), so
+/// look-alikes count as one:
+///
+/// 1. characters that show nothing are dropped ([`sanitize::is_hidden`]: every
+///    Default_Ignorable_Code_Point and the blank fillers), so `bob` and `bob` + U+034F are one;
+/// 2. [`fold`]: NFKC and full case folding, so `Ａ`, `A` and `a` are one;
+/// 3. the UTS #39 confusable skeleton, so Cyrillic `а` is Latin `a`, `0` is `O` and `rn` is
+///    `m`; then folded again, since a skeleton may hold capitals.
+///
+/// Keys are for comparing, never shown.
 pub fn key(nick: &str) -> String {
+    let visible: String = nick.chars().filter(|&c| !sanitize::is_hidden(c)).collect();
+    let folded = fold(&visible);
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    fold(&skeleton)
+}
+
+/// Unicode NFKC (fullwidth `Ａ` is `A`, the ligature `ﬁ` is `fi`), then full case folding
+/// (`Bob` is `bob`, `STRASSE` is `straße`), then NFKC again, as Unicode's NFKC_Casefold
+/// does: the order nicknames are listed in.
+pub fn fold(nick: &str) -> String {
     let compatible: String = nick.nfkc().collect();
     caseless::default_case_fold_str(&compatible)
         .nfkc()
@@ -93,12 +121,50 @@ mod tests {
     #[test]
     fn look_alikes_are_the_same() {
         assert_eq!(key("Ａlice"), key("alice"));
-        assert_eq!(key("ＡＬＩＣＥ"), "alice");
+        assert_eq!(key("ＡＬＩＣＥ"), key("alice"));
         assert_eq!(key("ﬁsh"), key("FISH"));
         assert_eq!(key("STRASSE"), key("straße"));
         assert_eq!(key("ǅemal"), key("DŽEMAL"));
         assert_eq!(key("x\u{2075}"), key("x5"));
         assert_ne!(key("alice"), key("alicé"));
+    }
+
+    #[test]
+    fn invisible_characters_make_no_difference() {
+        for hidden in [
+            '\u{34f}', '\u{ad}', '\u{fe0f}', '\u{180e}', '\u{200d}', '\u{17b4}',
+        ] {
+            assert_eq!(key(&format!("bob{hidden}")), key("bob"));
+            assert_eq!(key(&format!("b{hidden}ob")), key("bob"));
+        }
+        assert_eq!(key("adm\u{ad}in"), key("admin"));
+    }
+
+    #[test]
+    fn blank_looking_nicknames_are_refused() {
+        for blank in [
+            "\u{3164}",
+            "\u{ffa0}",
+            "\u{2800}",
+            "\u{34f}",
+            "\u{3164}\u{3164}",
+            "\u{301}",
+        ] {
+            assert_eq!(validate(blank, 16), Err(NickError::Invisible), "{blank:?}");
+        }
+        assert_eq!(validate("\u{3164}x", 16), Ok(()));
+    }
+
+    #[test]
+    fn confusables_across_scripts_are_the_same() {
+        // Cyrillic а, о, е; Greek ο; digits that pass for letters.
+        assert_eq!(key("\u{430}dmin"), key("admin"));
+        assert_eq!(key("b\u{43e}b"), key("bob"));
+        assert_eq!(key("b\u{3bf}b"), key("BOB"));
+        assert_eq!(key("alic\u{435}"), key("Alice"));
+        assert_eq!(key("b0b"), key("bob"));
+        assert_eq!(key("pau1"), key("paul"));
+        assert_ne!(key("bob"), key("rob"));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! overrides, invisible characters and floods of combining marks. The result is NFC and
 //! trimmed. Nicknames and messages both pass through [`clean`] before anyone sees them.
 
+use icu_properties::props::DefaultIgnorableCodePoint;
+use icu_properties::{CodePointSetData, CodePointSetDataBorrowed};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -21,7 +23,8 @@ pub fn clean(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let edited = apply_edits(&text);
     let stripped = strip_controls(&edited);
-    let capped = cap_combining(&stripped);
+    let joined = place_joiners(&stripped);
+    let capped = cap_combining(&joined);
     let normal: String = capped.nfc().collect();
     normal.trim().to_owned()
 }
@@ -86,19 +89,50 @@ fn text_char(c: char, out: &mut String) -> Seq {
         '\u{9b}' => return Seq::Csi,
         '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => return Seq::Str,
         '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
-        c if c.is_control() || is_hidden(c) => {}
+        c if c.is_control() || (is_hidden(c) && !is_joiner(c)) => {}
         c => out.push(c),
     }
     Seq::Text
 }
 
-/// Bidirectional controls and invisible characters: they reorder or hide what others see.
-/// ZWJ and ZWNJ stay; emoji sequences and several scripts need them.
-fn is_hidden(c: char) -> bool {
-    matches!(c,
-        '\u{061c}' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
-        | '\u{e0000}'..='\u{e007f}')
+/// Characters that show nothing, or nothing but blank space, where they stand: every
+/// Default_Ignorable_Code_Point (bidirectional controls, zero-width characters, the soft
+/// hyphen, the Hangul fillers, variation selectors, tags...), from Unicode's own tables via
+/// ICU4X, plus the few blank-looking ones outside that property (the interlinear annotation
+/// controls and the Braille blank). They reorder or hide what others see, or make one
+/// nickname look like another or like nothing.
+pub fn is_hidden(c: char) -> bool {
+    const IGNORABLE: CodePointSetDataBorrowed<'static> =
+        CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    IGNORABLE.contains(c) || matches!(c, '\u{fff9}'..='\u{fffb}' | '\u{2800}')
+}
+
+/// The ignorable characters text keeps in their place, since emoji sequences and several
+/// scripts need them: ZWNJ and ZWJ between two visible characters, and one text or emoji
+/// variation selector right after a visible character.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200c}' | '\u{200d}' | '\u{fe0e}' | '\u{fe0f}')
+}
+
+/// Keeps each joiner ([`is_joiner`]) only where it joins or varies something visible; a
+/// joiner at an edge, beside a space or another joiner is dropped.
+fn place_joiners(text: &str) -> String {
+    let visible = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace() && !is_hidden(c));
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let keep = match c {
+            '\u{200c}' | '\u{200d}' => {
+                visible(out.chars().last()) && visible(chars.peek().copied())
+            }
+            '\u{fe0e}' | '\u{fe0f}' => visible(out.chars().last()),
+            _ => true,
+        };
+        if keep {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn cap_combining(text: &str) -> String {
@@ -166,6 +200,47 @@ mod tests {
         assert_eq!(clean("x\u{2028}y".as_bytes()), "x y");
         assert_eq!(clean("👨\u{200d}👩".as_bytes()), "👨\u{200d}👩");
         assert_eq!(clean("a\u{85}\u{9f}b".as_bytes()), "a");
+    }
+
+    #[test]
+    fn every_default_ignorable_and_blank_filler_is_removed() {
+        // Soft hyphen, combining grapheme joiner, Mongolian vowel separator, Khmer inherent
+        // vowel, Hangul fillers, deprecated format characters, Braille blank.
+        for hidden in [
+            '\u{ad}',
+            '\u{34f}',
+            '\u{180e}',
+            '\u{17b4}',
+            '\u{115f}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{ffa0}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{2800}',
+            '\u{e0100}',
+            '\u{1d173}',
+        ] {
+            let text = format!("a{hidden}b");
+            assert_eq!(clean(text.as_bytes()), "ab", "U+{:04X}", hidden as u32);
+            assert_eq!(
+                clean(hidden.to_string().as_bytes()),
+                "",
+                "U+{:04X}",
+                hidden as u32
+            );
+        }
+    }
+
+    #[test]
+    fn joiners_and_variation_selectors_stay_only_where_they_join_or_vary() {
+        assert_eq!(clean("❤\u{fe0f}".as_bytes()), "❤\u{fe0f}");
+        assert_eq!(clean("\u{fe0f}\u{fe0f}x".as_bytes()), "x");
+        assert_eq!(clean("❤\u{fe0f}\u{fe0f}\u{fe0f}".as_bytes()), "❤\u{fe0f}");
+        assert_eq!(clean("a\u{200d}\u{200d}b".as_bytes()), "a\u{200d}b");
+        assert_eq!(clean("\u{200d}a\u{200d}".as_bytes()), "a");
+        assert_eq!(clean("a \u{200c}b".as_bytes()), "a b");
+        assert_eq!(clean("\u{200d}".as_bytes()), "");
     }
 
     #[test]

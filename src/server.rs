@@ -3,18 +3,20 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::daemon::Daemon;
 use crate::events::Event;
 use crate::format::Formatter;
-use crate::limits::Refusal;
+use crate::limits::{Permit, Refusal};
 use crate::session;
 use crate::stats::add;
 
@@ -28,6 +30,8 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 4;
+/// Refused clients being told why at once.
+pub const MAX_REFUSING: usize = 256;
 /// A refused client gets this long to take its one line.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for sessions to write their last lines. Each session gives up
@@ -103,40 +107,22 @@ async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
     add(&daemon.stats.accepted, 1);
     let span = info_span!("conn", %peer);
-    if let Some(ban) = daemon
-        .moderation
-        .rules()
-        .ban_on_addr(peer.ip(), chrono::Utc::now())
-    {
-        add(&daemon.stats.refused_banned, 1);
-        span.in_scope(|| info!(cause = "banned", "connection refused"));
-        daemon.events.emit(|| Event::Refused {
-            peer: peer.to_string(),
-            cause: "banned".into(),
-        });
-        let notice = Formatter::error(format_args!("{}", ban.banned_text()));
-        tokio::spawn(refuse(stream, notice));
-        return;
-    }
-    let limits = daemon.hub.config().limits.clone();
-    let permit = daemon
-        .limiter
-        .admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip);
-    let permit = match permit {
+    let permit = match check(peer, daemon) {
         Ok(permit) => permit,
-        Err(refusal) => {
-            let counter = match refusal {
-                Refusal::ServerFull => &daemon.stats.refused_server_full,
-                Refusal::TooManyFromAddress => &daemon.stats.refused_per_address,
-            };
+        Err(Turned {
+            cause,
+            counter,
+            notice,
+        }) => {
             add(counter, 1);
-            span.in_scope(|| info!(cause = refusal.cause(), "connection refused"));
+            if daemon.log_gate.allow_shared() {
+                span.in_scope(|| info!(cause, "connection refused"));
+            }
             daemon.events.emit(|| Event::Refused {
                 peer: peer.to_string(),
-                cause: refusal.cause().into(),
+                cause: cause.into(),
             });
-            let notice = Bytes::from_static(refusal.notice().as_bytes());
-            tokio::spawn(refuse(stream, notice));
+            refuse(stream, notice, daemon);
             return;
         }
     };
@@ -148,12 +134,70 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(KEEPALIVE_RETRIES);
     let _ = SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    span.in_scope(|| info!("connection accepted"));
+    if daemon.log_gate.allow_shared() {
+        span.in_scope(|| info!("connection accepted"));
+    }
     let task = session::run(stream, peer, daemon.clone(), permit);
     daemon.tracker.spawn(task.instrument(span));
 }
 
-/// Tells a refused client why, briefly, and closes.
-async fn refuse(mut stream: TcpStream, notice: Bytes) {
-    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&notice)).await;
+/// Why a connection is turned away: the cause as logged and counted, its counter, and the
+/// line the client gets.
+struct Turned<'a> {
+    cause: &'static str,
+    counter: &'a AtomicU64,
+    notice: Bytes,
+}
+
+/// Admits a connection from `peer`, or says why not: a ban on its address, its address
+/// connecting too often, or the connection limits.
+fn check(peer: SocketAddr, daemon: &Daemon) -> Result<Permit, Turned<'_>> {
+    let stats = &daemon.stats;
+    let rules = daemon.moderation.rules();
+    if let Some(ban) = rules.ban_on_addr(peer.ip(), chrono::Utc::now()) {
+        return Err(Turned {
+            cause: "banned",
+            counter: &stats.refused_banned,
+            notice: Formatter::error(format_args!("{}", ban.banned_text())),
+        });
+    }
+    let limits = &daemon.hub.config().limits;
+    let per_minute = limits.connects_per_minute_per_ip;
+    if let Err(wait) = daemon
+        .connect_pace
+        .take(peer.ip(), per_minute, per_minute, Instant::now())
+    {
+        let secs = wait.as_secs() + 1;
+        return Err(Turned {
+            cause: "connect_rate",
+            counter: &stats.refused_connect_rate,
+            notice: Formatter::error(format_args!(
+                "too many connections from your address; try again in {secs} s"
+            )),
+        });
+    }
+    let permit = daemon
+        .limiter
+        .admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip);
+    permit.map_err(|refusal| Turned {
+        cause: refusal.cause(),
+        counter: match refusal {
+            Refusal::ServerFull => &stats.refused_server_full,
+            Refusal::TooManyFromAddress => &stats.refused_per_address,
+        },
+        notice: Bytes::from_static(refusal.notice().as_bytes()),
+    })
+}
+
+/// Tells a refused client why, briefly, and closes. At most [`MAX_REFUSING`] refused
+/// clients are told at once; past that they are closed at once, so a stream of connections
+/// that never read cannot pile up tasks and sockets.
+fn refuse(mut stream: TcpStream, notice: Bytes, daemon: &Daemon) {
+    let Ok(place) = daemon.refusing.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&notice)).await;
+        drop(place);
+    });
 }

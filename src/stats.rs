@@ -31,6 +31,8 @@ pub struct Stats {
     pub refused_server_full: AtomicU64,
     /// Connections refused because their address had too many open.
     pub refused_per_address: AtomicU64,
+    /// Connections refused because their address connected too often.
+    pub refused_connect_rate: AtomicU64,
     /// Group messages skipped for slow readers.
     pub skipped_messages: AtomicU64,
     /// Connections refused because their address is banned.

@@ -150,6 +150,7 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("dropped", by_cause(&s.dropped)),
         ("skipped_messages", s.skipped_messages.to_string()),
         ("log_lines_dropped", s.log_lines_dropped.to_string()),
+        ("log_events_suppressed", s.log_events_suppressed.to_string()),
         ("bans", s.bans.to_string()),
         ("mutes", s.mutes.to_string()),
         ("muted_messages", s.muted_messages.to_string()),

@@ -284,6 +284,9 @@ pub struct StatsReply {
     pub skipped_messages: u64,
     /// Log lines lost because the log file writer could not keep up.
     pub log_lines_dropped: u64,
+    /// Log events clients caused that were not written, to keep the log bounded.
+    #[serde(default)]
+    pub log_events_suppressed: u64,
     /// Messages refused because their sender was muted.
     #[serde(default)]
     pub muted_messages: u64,

@@ -124,6 +124,8 @@ fn serve(
         tokio::spawn(natter::daemon::expire_rules(daemon.clone()));
         tokio::spawn(signals::handle(signals, daemon.clone()));
         tokio::spawn(logs.watch_dropped());
+        let gate = daemon.clone();
+        tokio::spawn(async move { gate.log_gate.report_periodically().await });
         tokio::spawn(systemd::watchdog());
         let admin = tokio::spawn(admin.serve(daemon.clone()));
         systemd::ready();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -15,8 +16,10 @@ use crate::config::{self, Config, RESTART_KEYS};
 use crate::events::{Event, Events};
 use crate::hub::Hub;
 use crate::limits::Limiter;
+use crate::log_gate::LogGate;
 use crate::logging::Logs;
 use crate::moderation::Moderation;
+use crate::pace::Pace;
 use crate::stats::{Stats, get};
 use crate::systemd;
 
@@ -41,6 +44,16 @@ pub struct Daemon {
     pub moderation: Moderation,
     /// Live events for `natterctl watch`.
     pub events: Events,
+    /// The bound on log events clients cause.
+    pub log_gate: LogGate,
+    /// New connections per address (`[limits] connects_per_minute_per_ip`).
+    pub connect_pace: Pace,
+    /// `/report`s per address, so reconnecting does not reset the pace.
+    pub report_pace: Pace,
+    /// Join and leave announcements per address, so churn cannot flood the room.
+    pub announce_pace: Pace,
+    /// Places for refused connections being told why ([`crate::server::MAX_REFUSING`]).
+    pub refusing: Arc<Semaphore>,
     started: Instant,
     listen: Vec<SocketAddr>,
     source: Option<PathBuf>,
@@ -64,6 +77,11 @@ impl Daemon {
         Daemon {
             moderation,
             events: Events::default(),
+            log_gate: LogGate::default(),
+            connect_pace: Pace::default(),
+            report_pace: Pace::default(),
+            announce_pace: Pace::default(),
+            refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
             hub: Hub::new(config),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
@@ -193,6 +211,7 @@ impl Daemon {
             refused: [
                 ("server_full", &s.refused_server_full),
                 ("too_many_from_address", &s.refused_per_address),
+                ("connect_rate", &s.refused_connect_rate),
                 ("banned", &s.refused_banned),
                 ("banned_nick", &s.refused_banned_nick),
             ]
@@ -210,6 +229,7 @@ impl Daemon {
             .collect(),
             skipped_messages: get(&s.skipped_messages),
             log_lines_dropped: self.logs.dropped(),
+            log_events_suppressed: self.log_gate.suppressed(),
             muted_messages: get(&s.muted_messages),
             reports: get(&s.reports),
             bans: rules.bans.len() as u64,

@@ -195,9 +195,15 @@ fn new_rule(
                 "a duration must be more than 0",
             ));
         }
+        Some(d) if d > moderation::MAX_DURATION => {
+            return Err(Failure::new(
+                "bad_request",
+                "duration too long: at most 10 years",
+            ));
+        }
         Some(d) => {
             // Whole seconds, as the users and `bans` show them, and never short of `d`.
-            let end = chrono::TimeDelta::from_std(d + Duration::from_secs(1))
+            let end = chrono::TimeDelta::from_std(d.saturating_add(Duration::from_secs(1)))
                 .ok()
                 .and_then(|d| now.checked_add_signed(d))
                 .map(|end| end.trunc_subsecs(0));

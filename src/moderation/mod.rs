@@ -18,6 +18,9 @@ pub use store::{FILE_NAME, Moderation};
 
 /// Longest nickname a ban or mute may name (the longest `max_nick_len` allows).
 const MAX_NICK: usize = 64;
+/// The longest a ban or mute may be set for; longer is refused, so no end time can
+/// overflow. "Until lifted" has no end at all.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
 
 /// What a ban or mute applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +48,42 @@ impl Target {
     }
 
     /// Whether this is a range holding `ip`. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`,
-    /// as an IPv6 listener sees IPv4 clients) match IPv4 ranges.
+    /// as an IPv6 listener sees IPv4 clients) match IPv4 ranges, and IPv4 addresses match
+    /// IPv6 ranges that hold their mapped form (`::/0` holds everyone).
     pub fn holds(&self, ip: IpAddr) -> bool {
-        matches!(self, Target::Net(net) if net.contains(&ip.to_canonical()))
+        let Target::Net(net) = self else {
+            return false;
+        };
+        let ip = ip.to_canonical();
+        net.contains(&ip)
+            || matches!(ip, IpAddr::V4(v4) if net.contains(&IpAddr::V6(v4.to_ipv6_mapped())))
     }
+}
+
+/// An address range in its one canonical form: an IPv4-mapped IPv6 range of /96 or
+/// narrower (`::ffff:127.0.0.0/104`) is the IPv4 range it maps (`127.0.0.0/8`), with its
+/// host bits cleared (`10.1.2.3/8` is `10.0.0.0/8`). The same at a ban and at a load.
+fn canonical(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+        && let Ok(mapped) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(mapped.trunc());
+    }
+    net.trunc()
+}
+
+/// Whether `text` is written like an address or a range (digits and dots, or hex digits
+/// and colons), so that one that does not parse is an error, not a nickname.
+fn looks_like_address(text: &str) -> bool {
+    let (addr, _) = text.split_once('/').unwrap_or((text, ""));
+    let v4 = addr.contains('.') && addr.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let v6 = addr.contains(':')
+        && addr
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    v4 || v6 || (text.contains('/') && addr.chars().all(|c| c.is_ascii_digit()))
 }
 
 impl FromStr for Target {
@@ -58,16 +93,18 @@ impl FromStr for Target {
     fn from_str(text: &str) -> Result<Target, String> {
         let text = text.trim();
         if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(Target::Net(IpNet::from(ip.to_canonical())));
+            return Ok(Target::Net(canonical(IpNet::from(ip))));
         }
-        if let Some((addr, _)) = text.split_once('/')
-            && addr.parse::<IpAddr>().is_ok()
-        {
-            let net: IpNet = text
-                .parse()
-                .map_err(|_| format!("not a valid address range: {text}"))?;
-            // 10.1.2.3/8 means 10.0.0.0/8.
-            return Ok(Target::Net(net.trunc()));
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(Target::Net(canonical(net)));
+        }
+        if looks_like_address(text) {
+            let what = if text.contains('/') {
+                "address range"
+            } else {
+                "address"
+            };
+            return Err(format!("not a valid {what}: {text}"));
         }
         if text.is_empty() {
             return Err("empty target: give an address, a range or a nickname".into());
@@ -253,6 +290,34 @@ mod tests {
         assert!(t("two words").is_err());
         assert!(t("").is_err());
         assert!(t("/etc").is_err());
+    }
+
+    #[test]
+    fn mapped_ranges_are_ipv4_ranges_and_bad_addresses_are_no_nicknames() {
+        let t = |s: &str| s.parse::<Target>().map(|t| t.to_string());
+        assert_eq!(t("::ffff:127.0.0.5/128"), Ok("127.0.0.5".into()));
+        assert_eq!(t("::ffff:127.0.0.0/104"), Ok("127.0.0.0/8".into()));
+        assert_eq!(t("::FFFF:7f00:1/120"), Ok("127.0.0.0/24".into()));
+        assert_eq!(t("::ffff:0:0/96"), Ok("0.0.0.0/0".into()));
+        for bad in [
+            "10.0.0.256",
+            "127.0.0.300/24",
+            "1.2.3",
+            "1::2::3",
+            "12/8",
+            "1.2.3.4/",
+        ] {
+            let err = t(bad).unwrap_err();
+            assert!(err.starts_with("not a valid address"), "{bad}: {err}");
+        }
+        let mapped: Target = "::ffff:127.0.0.0/104".parse().unwrap();
+        assert!(mapped.holds("127.9.9.9".parse().unwrap()));
+        assert!(mapped.holds("::ffff:127.0.0.1".parse().unwrap()));
+        let everyone: Target = "::/0".parse().unwrap();
+        assert!(everyone.holds("192.0.2.1".parse().unwrap()));
+        // What is saved reads back as the same rule.
+        let json = serde_json::to_string(&mapped).unwrap();
+        assert_eq!(serde_json::from_str::<Target>(&json).unwrap(), mapped);
     }
 
     #[test]

@@ -6,12 +6,13 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, Session};
+use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, REPORT_BURST, REPORTS_PER_MINUTE, Session};
 use crate::command::{self, Command};
 use crate::events::Event;
 use crate::format::{self, Formatter};
 use crate::moderation::Rule;
 use crate::nick::{self, NickError};
+use crate::sanitize;
 use crate::stats::add;
 
 impl Session {
@@ -33,16 +34,24 @@ impl Session {
         self.meter.line();
         self.last_line = Instant::now();
         match self.nick.clone() {
+            // Nothing to answer: re-sending the prompt would turn each byte of CRs into
+            // forty bytes of output.
+            _ if line.is_empty() => {}
             None => self.choose_nick(line),
-            Some(_) if line.is_empty() => {}
             Some(nick) => self.command(&nick, line),
         }
     }
 
     fn choose_nick(&mut self, line: &str) {
-        if line.is_empty() {
-            return self.prompt();
-        }
+        // A nickname keeps none of the invisible characters text may keep (joiners,
+        // variation selectors): it is shown as what it looks like.
+        let visible: String;
+        let line = if line.chars().any(sanitize::is_hidden) {
+            visible = line.chars().filter(|&c| !sanitize::is_hidden(c)).collect();
+            visible.as_str()
+        } else {
+            line
+        };
         if command::parse(line) == Command::Quit {
             return self.leave(Leave::Quit);
         }
@@ -67,12 +76,21 @@ impl Session {
         {
             return self.refuse_banned_nick(line, &ban);
         }
-        match valid.and_then(|()| self.daemon.hub.login(self.id, line)) {
+        let announce = || {
+            let per_minute = config.limits.announces_per_minute_per_ip;
+            let pace = &self.daemon.announce_pace;
+            let now = Instant::now();
+            pace.take(self.peer.ip(), per_minute, per_minute, now)
+                .is_ok()
+        };
+        match valid.and_then(|()| self.daemon.hub.login(self.id, line, announce)) {
             // A ban made between the check above and the login did not see this user online;
             // this second look sees it.
             Ok(_) if let Some(ban) = banned() => self.refuse_banned_nick(line, &ban),
             Ok(nick) => {
-                info!(nick = &*nick, "login");
+                if self.may_log() {
+                    info!(nick = &*nick, "login");
+                }
                 self.daemon.events.emit(|| Event::Join {
                     nick: nick.to_string(),
                     peer: self.peer.to_string(),
@@ -81,7 +99,9 @@ impl Session {
                 self.nick_key = key;
             }
             Err(reason) => {
-                info!(%reason, "nickname refused");
+                if self.may_log() {
+                    info!(%reason, "nickname refused");
+                }
                 self.error(format_args!("{reason}: {line}"));
                 self.prompt();
             }
@@ -90,7 +110,9 @@ impl Session {
 
     /// Tells a client its nickname is banned, and closes.
     fn refuse_banned_nick(&mut self, nick: &str, ban: &Rule) {
-        info!(nick, "nickname refused: banned");
+        if self.may_log() {
+            info!(nick, "nickname refused: banned");
+        }
         add(&self.daemon.stats.refused_banned_nick, 1);
         self.daemon.events.emit(|| Event::NickBanned {
             nick: nick.to_owned(),
@@ -169,13 +191,22 @@ impl Session {
 
     /// `/report`: logged, counted and sent to operators' `natterctl watch`; paced per user.
     fn report(&mut self, from: &str, about: &str, reason: &str) {
-        if let Err(wait) = self.reports.take(Instant::now()) {
+        let pace = &self.daemon.report_pace;
+        let paced = pace.take(
+            self.peer.ip(),
+            REPORT_BURST,
+            REPORTS_PER_MINUTE,
+            Instant::now(),
+        );
+        if let Err(wait) = paced {
             let secs = wait.as_secs() + 1;
             return self.error(format_args!("too many reports; try again in {secs} s"));
         }
         let online = self.daemon.hub.is_online(&nick::key(about));
         add(&self.daemon.stats.reports, 1);
-        warn!(from, about, online, reason, "report");
+        if self.may_log() {
+            warn!(from, about, online, reason, "report");
+        }
         self.daemon.events.emit(|| Event::Report {
             from: from.to_owned(),
             peer: self.peer.to_string(),

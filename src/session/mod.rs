@@ -24,6 +24,7 @@ use crate::flood::Bucket;
 use crate::format::{self, Formatter};
 use crate::hub::ClientId;
 use crate::limits::Permit;
+use crate::log_gate::LogGate;
 use crate::outbox::{Close, Outbox};
 use crate::sanitize;
 use crate::stats::{Meter, add};
@@ -40,9 +41,13 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(1);
 /// `/ls` names at most this many bytes of nicknames, then counts the rest.
 const LIST_MAX_BYTES: usize = 2000;
-/// `/report`: this many at once, then one per minute.
+/// `/report`: this many at once from one address, then one per minute.
 const REPORT_BURST: u32 = 3;
-const REPORT_RATE: f64 = 1.0 / 60.0;
+const REPORTS_PER_MINUTE: u32 = 1;
+
+/// What one telnet command costs in flood control, in lines: a client's negotiation at
+/// connect costs less than one line, a stream of commands is paced like lines.
+const TELNET_COMMAND_COST: f64 = 0.1;
 /// Answers to telnet's "are you there" come at most this often.
 const AYT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -137,7 +142,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
         peer,
         nick: None,
         nick_key: String::new(),
-        reports: Bucket::new(REPORT_RATE, REPORT_BURST, started),
+        log_bucket: LogGate::connection(),
         leaving: None,
         last_ayt: None,
     };
@@ -157,6 +162,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
     }
     let leave = session.serve(stream).await;
     drop(registration);
+    let logged = session.may_log();
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     let nick = session.nick.as_deref().unwrap_or("-");
     let reason = leave.as_str();
@@ -166,6 +172,9 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
             peer: peer.to_string(),
             reason: reason.to_owned(),
         });
+    }
+    if !logged {
+        return;
     }
     match &leave {
         Leave::Error(e) => info!(nick, reason, error = %e, %duration, "left"),
@@ -206,8 +215,8 @@ struct Session {
     nick: Option<Arc<str>>,
     /// The nickname's [`nick::key`], for mute checks.
     nick_key: String,
-    /// Paces `/report`.
-    reports: Bucket,
+    /// This connection's share of the log (see [`crate::log_gate`]).
+    log_bucket: Bucket,
     /// Set when the client is done; what is queued is still written.
     leaving: Option<Leave>,
     last_ayt: Option<Instant>,
@@ -278,6 +287,10 @@ impl Session {
         let mut progress = Instant::now();
         let mut flush_deadline = None;
         loop {
+            // However fast input arrives and output drains, this task gives the runtime
+            // back after a bounded amount of work (tokio's cooperative budget): readiness
+            // checks and `try_read`/`try_write` alone never do.
+            tokio::task::coop::consume_budget().await;
             if self.outbox.is_aborted() {
                 return Leave::SendQueueFull;
             }
@@ -299,7 +312,9 @@ impl Session {
                 written = 0;
                 progress = now;
                 if let Some(skipped) = self.outbox.drain_into(&mut output, WRITE_CHUNK) {
-                    warn!(skipped, "group messages skipped for a slow reader");
+                    if self.may_log() {
+                        warn!(skipped, "group messages skipped for a slow reader");
+                    }
                     self.daemon.events.emit(|| events::Event::SlowReader {
                         nick: self.nick.as_deref().unwrap_or("-").to_owned(),
                         skipped,
@@ -331,7 +346,11 @@ impl Session {
                 }
             }
             let idle = written == output.len();
-            let reading = idle && self.leaving.is_none() && input.is_empty() && self.held.is_none();
+            let reading = idle
+                && self.leaving.is_none()
+                && input.is_empty()
+                && self.held.is_none()
+                && self.flood.debt(now).is_none();
             if self.leaving.is_some() && flush_deadline.is_none() {
                 flush_deadline = Some(now + FLUSH_TIMEOUT);
             }
@@ -383,6 +402,11 @@ impl Session {
         }
     }
 
+    /// Whether a log event this client caused may be written (see [`crate::log_gate`]).
+    fn may_log(&mut self) -> bool {
+        self.daemon.log_gate.allow(&mut self.log_bucket)
+    }
+
     /// A limit in seconds from the config as a duration; 0 means none.
     fn limit(&self, secs: u64) -> Option<Duration> {
         (secs > 0).then(|| Duration::from_secs(secs))
@@ -395,6 +419,8 @@ impl Session {
             None
         } else if self.held.is_some() {
             Some(now + self.flood.wait(now).unwrap_or_default())
+        } else if let Some(debt) = self.flood.debt(now) {
+            Some(now + debt)
         } else {
             self.inactivity_deadline()
         }
@@ -434,6 +460,11 @@ impl Session {
 
     /// Acts on buffered input until it runs out, flood control says wait, or the client
     /// leaves. Returns how many bytes of `data` were used.
+    ///
+    /// Flood control covers everything a client can send: every line (empty ones, nickname
+    /// attempts and commands too) takes a token, an over-long line takes one, and each
+    /// telnet command takes [`TELNET_COMMAND_COST`]. Whatever the input, a connection that
+    /// sends faster than the rate gets no more of its input read until the rate allows.
     fn process(&mut self, mut data: &[u8], now: Instant) -> usize {
         let total = data.len();
         while self.leaving.is_none() {
@@ -448,6 +479,10 @@ impl Session {
             if data.is_empty() {
                 break;
             }
+            if self.flood.debt(now).is_some() {
+                self.throttled();
+                break;
+            }
             let (used, event) = self.decoder.decode(data);
             data = &data[used..];
             let line = match event {
@@ -456,33 +491,32 @@ impl Session {
             };
             let too_long = event == Some(Event::TooLong);
             let are_you_there = event == Some(Event::AreYouThere);
+            let commands = self.decoder.take_commands();
+            if commands > 0 {
+                self.flood
+                    .charge(f64::from(commands) * TELNET_COMMAND_COST, now);
+            }
             // Telnet answers go out before anything said about the same input.
             if let Some(replies) = self.decoder.take_replies() {
                 self.send(Bytes::from(replies));
             }
             if too_long {
+                self.flood.charge(1.0, now);
                 let max = self.config.chat.max_line_bytes;
                 self.error(format_args!("line too long (max {max} bytes)"));
             }
             if are_you_there {
                 self.are_you_there();
             }
-            match line {
-                // Only lines that say something cost a token.
-                Some(line) if !line.is_empty() => self.held = Some(line),
-                Some(empty) => self.line(&empty),
-                None => {}
+            if let Some(line) = line {
+                self.held = Some(line);
             }
         }
         total - data.len()
     }
 
-    /// Whether flood control lets a line through now. Lines before login are not counted;
-    /// the login timeout bounds those.
+    /// Whether flood control lets a line through now.
     fn flood_allows(&mut self, now: Instant) -> bool {
-        if self.nick.is_none() {
-            return true;
-        }
         match self.flood.take(now) {
             Ok(()) => {
                 if self.flood.is_full() {
@@ -491,17 +525,23 @@ impl Session {
                 true
             }
             Err(_) => {
-                if !std::mem::replace(&mut self.flood_warned, true) {
-                    let rate = self.config.limits.flood_rate;
-                    self.error(format_args!("slow down: {rate} lines per second at most"));
-                    self.daemon.events.emit(|| events::Event::Flood {
-                        nick: self.nick.as_deref().unwrap_or("-").to_owned(),
-                        peer: self.peer.to_string(),
-                    });
-                }
+                self.throttled();
                 false
             }
         }
+    }
+
+    /// Input is held back: says so once per flood episode.
+    fn throttled(&mut self) {
+        if std::mem::replace(&mut self.flood_warned, true) {
+            return;
+        }
+        let rate = self.config.limits.flood_rate;
+        self.error(format_args!("slow down: {rate} lines per second at most"));
+        self.daemon.events.emit(|| events::Event::Flood {
+            nick: self.nick.as_deref().unwrap_or("-").to_owned(),
+            peer: self.peer.to_string(),
+        });
     }
 
     fn end_of_input(&mut self) {
@@ -566,7 +606,7 @@ mod tests {
         let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
         let watcher = Arc::new(Outbox::new(1 << 16));
         let watcher_id = daemon.hub.connect(peer, watcher.clone(), Arc::default());
-        daemon.hub.login(watcher_id, "watcher").unwrap();
+        daemon.hub.login(watcher_id, "watcher", || true).unwrap();
 
         let d = daemon.clone();
         let doomed = tokio::spawn(async move {
@@ -576,7 +616,7 @@ mod tests {
                 daemon: d.clone(),
                 id,
             };
-            d.hub.login(id, "doomed").unwrap();
+            d.hub.login(id, "doomed", || true).unwrap();
             d.hub.panic_holding_lock();
         });
         assert!(doomed.await.unwrap_err().is_panic());
@@ -599,7 +639,10 @@ mod tests {
         let other = daemon
             .hub
             .connect(peer, Arc::new(Outbox::new(1 << 16)), Arc::default());
-        assert!(daemon.hub.login(other, "doomed").is_ok(), "nickname freed");
+        assert!(
+            daemon.hub.login(other, "doomed", || true).is_ok(),
+            "nickname freed"
+        );
     }
 }
 

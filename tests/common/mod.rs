@@ -304,6 +304,26 @@ impl Client {
         }
     }
 
+    /// The socket itself, for a test that drives it by hand; unread input is dropped.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Everything up to and including the first `needle`.
+    pub fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(at) = self.buf.windows(needle.len()).position(|w| w == needle) {
+                return self.buf.drain(..at + needle.len()).collect();
+            }
+            assert!(
+                self.fill(deadline, "a needle"),
+                "closed before {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
     /// Sends raw bytes; the server may hang up part way.
     pub fn send_ignoring_errors(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes);
@@ -421,7 +441,12 @@ impl Client {
 /// fast, from one address.
 pub fn with_test_limits(toml: &str) -> String {
     let mut extra = String::new();
-    for (key, value) in [("flood_rate", "0"), ("max_clients_per_ip", "0")] {
+    for (key, value) in [
+        ("flood_rate", "0"),
+        ("max_clients_per_ip", "0"),
+        ("connects_per_minute_per_ip", "0"),
+        ("announces_per_minute_per_ip", "0"),
+    ] {
         if !toml.contains(&format!("{key} =")) {
             extra.push_str(&format!("{key} = {value}\n"));
         }

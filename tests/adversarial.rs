@@ -1,0 +1,402 @@
+//! What an attacker with one `nc` (and `natterctl`) tried, and what natterd does about it.
+//! Each test is named after what it attacks; each failed on the code before the fix.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{BASE_CONFIG, Client, Daemon, Signal, barrier, text, unstamp};
+
+/// How long each flood runs.
+const FLOOD: Duration = Duration::from_secs(3);
+
+/// Flood control off: only the runtime's fairness stands between a flood and everyone else.
+const NO_FLOOD_CONTROL: &str = BASE_CONFIG;
+
+/// A client that sends `unit` over and over without pause and never reads, until stopped
+/// or [`FLOOD`] is over. With `nick` it logs in first.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Flood {
+    fn start(d: &Daemon, nick: Option<&str>, unit: &[u8]) -> Flood {
+        let stream = match nick {
+            Some(nick) => {
+                let c = d.login(nick);
+                c.into_stream()
+            }
+            None => {
+                let mut c = d.connect();
+                c.expect_greeting();
+                c.into_stream()
+            }
+        };
+        let chunk = unit.repeat((65536 / unit.len()).max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut stream: TcpStream = stream;
+            stream
+                .set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let end = Instant::now() + FLOOD;
+            let mut sent = 0u64;
+            while Instant::now() < end && !stopped.load(Ordering::Relaxed) {
+                match stream.write(&chunk) {
+                    Ok(n) => sent += n as u64,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        Flood {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the flood now; returns the bytes it sent.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.run_out()
+    }
+
+    /// Lets the flood run its course; returns the bytes it sent.
+    fn run_out(mut self) -> u64 {
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// While `unit` floods natterd from one connection, alice and bob keep chatting without
+/// delay and natterctl answers; then SIGTERM stops natterd within its bound.
+fn others_are_unaffected(config: &str, nick: Option<&str>, unit: &[u8]) {
+    let mut d = Daemon::with_config(config);
+    let [mut alice, mut bob] = d.room(["alice", "bob"]);
+    let flood = Flood::start(&d, nick, unit);
+    if nick.is_some() {
+        alice.expect("* flooder joined");
+        bob.expect("* flooder joined");
+    }
+    let started = Instant::now();
+    let mut delays = Vec::new();
+    let mut stats = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < FLOOD - Duration::from_millis(500) && i < 50 {
+        let sent = Instant::now();
+        alice.say(&format!("@bob ping {i}"));
+        bob.expect(&format!("[alice -> bob] ping {i}"));
+        delays.push(sent.elapsed());
+        alice.expect(&format!("[alice -> bob] ping {i}"));
+        if i % 5 == 0 {
+            let asked = Instant::now();
+            let out = d.ctl(&["stats"]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            stats.push(asked.elapsed());
+        }
+        i += 1;
+    }
+    delays.sort();
+    stats.sort();
+    let median = delays[delays.len() / 2];
+    let worst = *delays.last().unwrap();
+    eprintln!(
+        "{} messages: median {median:?}, worst {worst:?}; natterctl stats: median {:?}, worst {:?}",
+        delays.len(),
+        stats[stats.len() / 2],
+        stats.last().unwrap()
+    );
+    assert!(
+        delays.len() >= 5,
+        "only {} messages got through",
+        delays.len()
+    );
+    assert!(median <= Duration::from_millis(100), "median {median:?}");
+    assert!(worst <= Duration::from_secs(1), "worst {worst:?}");
+    assert!(
+        stats[stats.len() / 2] <= Duration::from_millis(500),
+        "{stats:?}"
+    );
+    // SIGTERM while the flood still runs: natterd finishes within its bound.
+    let asked = Instant::now();
+    d.signal(Signal::TERM);
+    assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
+    eprintln!("shutdown took {:?}", asked.elapsed());
+    flood.finish();
+}
+
+#[test]
+fn nickname_attempt_flood_at_the_prompt() {
+    others_are_unaffected(NO_FLOOD_CONTROL, None, b"admin\r\n");
+}
+
+#[test]
+fn empty_line_flood_after_login() {
+    others_are_unaffected(NO_FLOOD_CONTROL, Some("flooder"), b"\r\n");
+}
+
+#[test]
+fn bare_cr_flood_after_login() {
+    others_are_unaffected(NO_FLOOD_CONTROL, Some("flooder"), b"\r");
+}
+
+#[test]
+fn unknown_command_flood() {
+    others_are_unaffected(NO_FLOOD_CONTROL, Some("flooder"), b"/nope\r\n");
+}
+
+#[test]
+fn over_long_line_flood() {
+    let mut line = vec![b'x'; 600];
+    line.extend_from_slice(b"\r\n");
+    others_are_unaffected(NO_FLOOD_CONTROL, Some("flooder"), &line);
+}
+
+#[test]
+fn telnet_command_flood() {
+    // NOP, DO TIMING-MARK (answered every time) and AYT, without pause.
+    others_are_unaffected(
+        NO_FLOOD_CONTROL,
+        Some("flooder"),
+        b"\xff\xf1\xff\xfd\x06\xff\xf6",
+    );
+}
+
+#[test]
+fn every_flood_kind_with_flood_control_on() {
+    // A burst large enough for alice's pings, so only the flooder is held back.
+    let config = format!("{BASE_CONFIG}[limits]\nflood_rate = 2\nflood_burst = 100\n");
+    others_are_unaffected(&config, None, b"admin\r\n");
+    others_are_unaffected(&config, Some("flooder"), b"\r");
+    others_are_unaffected(&config, Some("flooder"), b"\xff\xfd\x06");
+}
+
+/// Flood control counts every line before login too, and telnet commands at a cost.
+#[test]
+fn flood_control_covers_nickname_attempts_empty_lines_and_telnet_commands() {
+    let d = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[limits]\nflood_rate = 2\nflood_burst = 5\n"
+    ));
+    // 100 nickname attempts at once: 5 answered at once, then "slow down", then paced.
+    let mut c = d.connect();
+    c.expect_greeting();
+    c.send("admin\r\n".repeat(100));
+    for _ in 0..5 {
+        c.expect("! nickname reserved: admin");
+        c.expect("Choose a nickname (up to 16 characters):");
+    }
+    c.expect("! slow down: 2 lines per second at most");
+    // The sixth comes only when the rate allows: about half a second later.
+    let waited = Instant::now();
+    c.expect("! nickname reserved: admin");
+    assert!(waited.elapsed() >= Duration::from_millis(300), "{waited:?}");
+
+    // Empty lines cost a token too, and no longer re-send the prompt: after 5 of them a
+    // nickname waits its turn.
+    let mut e = d.connect();
+    e.expect_greeting();
+    e.send("\r\n\r\r\n\r\n\r\ncarol\r\n");
+    e.expect("! slow down: 2 lines per second at most");
+    let line = e.line();
+    assert!(unstamp(&line).starts_with("* welcome, carol! "), "{line}");
+
+    // A stream of telnet commands is paced like lines: 60 DO TIMING-MARKs cost 6 lines,
+    // more than the burst, so the nickname after them waits until the debt is paid.
+    let mut t = d.connect();
+    t.expect_greeting();
+    let sent = Instant::now();
+    t.send(b"\xff\xfd\x06".repeat(60));
+    t.send("dave\r\n");
+    let out = t.read_until(b"welcome, dave!");
+    assert!(sent.elapsed() >= Duration::from_millis(700), "{sent:?}");
+    let replies = out.windows(3).filter(|w| w == b"\xff\xfc\x06").count();
+    assert_eq!(replies, 60, "every timing mark is answered");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(
+        out.matches("! slow down: 2 lines per second at most")
+            .count(),
+        1
+    );
+}
+
+/// One connection refused nicknames in a loop wrote 370 MB of log in 10 s: client-caused
+/// log events are now held to a per-connection and a total rate, with a periodic count.
+#[test]
+fn log_flood_through_refused_nicknames() {
+    let d = Daemon::with_config(NO_FLOOD_CONTROL);
+    let flood = Flood::start(&d, None, b"admin\r\n");
+    let sent = flood.run_out();
+    assert!(sent > 100_000, "the flood sent only {sent} bytes");
+    d.wait_log_within("similar events suppressed", Duration::from_secs(15));
+    let log = d.log();
+    let refused = log.matches("nickname refused").count();
+    // 20 at once, then one every 2 s.
+    assert!(refused <= 30, "{refused} refusals logged");
+    assert!(log.len() < 64 * 1024, "{} bytes of log", log.len());
+    let out = d.ctl(&["--json", "stats"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats["log_events_suppressed"].as_u64().unwrap() > 1000);
+}
+
+fn from(source: [u8; 4], d: &Daemon) -> Client {
+    Client::connect_from(source.into(), d.addr())
+}
+
+/// One address connecting in a loop: at most `connects_per_minute_per_ip` new connections
+/// a minute, told why and when to try again; other addresses are unaffected.
+#[test]
+fn connection_churn_from_one_address() {
+    let d = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[limits]\nconnects_per_minute_per_ip = 5\n"
+    ));
+    for _ in 0..5 {
+        let mut c = from([127, 0, 0, 3], &d);
+        c.expect_greeting();
+    }
+    let mut c = from([127, 0, 0, 3], &d);
+    let line = c.line();
+    assert!(
+        line.starts_with("! too many connections from your address; try again in ")
+            && line.ends_with(" s"),
+        "{line}"
+    );
+    c.expect_closed();
+    let mut other = from([127, 0, 0, 4], &d);
+    other.expect_greeting();
+    d.wait_log("connection refused cause=\"connect_rate\"");
+    let out = d.ctl(&["--json", "stats"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["refused"]["connect_rate"], 1);
+}
+
+/// Logging in and out in a loop from one address sent every user a join and a leave line
+/// each time: announcements for one address are paced (10 at once, then 10 a minute).
+#[test]
+fn join_leave_churn_from_one_address() {
+    let d = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[limits]\nannounces_per_minute_per_ip = 10\n"
+    ));
+    let mut watcher = from([127, 0, 0, 2], &d);
+    watcher = d.login_on(watcher, "watcher");
+    for i in 0..15 {
+        let mut c = d.login_on(from([127, 0, 0, 3], &d), &format!("churn{i}"));
+        c.say("/quit");
+        assert!(c.line().ends_with(&format!("bye, churn{i}")));
+        c.expect_closed();
+    }
+    for i in 0..10 {
+        watcher.expect(&format!("* churn{i} joined"));
+        watcher.expect(&format!("* churn{i} left"));
+    }
+    // The other five came and went unannounced: the next thing the watcher sees is this.
+    let mut friend = d.login_on(from([127, 0, 0, 4], &d), "friend");
+    watcher.expect("* friend joined");
+    barrier(&mut friend, "friend", &mut watcher, "watcher");
+    // They were really there: the sixth-from-last could be spoken to while online.
+    let mut quiet = d.login_on(from([127, 0, 0, 3], &d), "quiet");
+    watcher.say("@quiet hello");
+    quiet.expect("[watcher -> quiet] hello");
+}
+
+/// `/report` limits reset when the reporter reconnected; they are now kept per address.
+#[test]
+fn report_pacing_survives_reconnecting() {
+    let d = Daemon::start();
+    for round in 0..2 {
+        let mut c = d.login_on(from([127, 0, 0, 5], &d), &format!("reporter{round}"));
+        let reports = if round == 0 { 3 } else { 0 };
+        for _ in 0..reports {
+            c.say("/report mallory spam");
+            c.expect("* report about mallory sent to the operators");
+        }
+        c.say("/report mallory spam");
+        let line = c.line();
+        assert!(
+            line.starts_with("! too many reports; try again in "),
+            "round {round}: {line}"
+        );
+    }
+    // Another address still may.
+    let mut other = d.login_on(from([127, 0, 0, 6], &d), "other");
+    other.say("/report mallory spam");
+    other.expect("* report about mallory sent to the operators");
+}
+
+/// Nicknames that differ only by invisible characters passed as distinct, blank-looking
+/// nicknames were accepted, and Cyrillic look-alikes passed for Latin names.
+#[test]
+fn invisible_and_look_alike_nicknames() {
+    let d = Daemon::start();
+    let mut bob = d.login("bob");
+    let out = d.ctl(&["ban", "mallory", "--reason", "spam"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.ctl(&["mute", "carol"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut c = d.connect();
+    c.expect_greeting();
+    let prompt = "Choose a nickname (up to 16 characters):";
+    for (nick, error) in [
+        ("bob\u{34f}", "! nickname already taken: bob"),
+        ("b\u{ad}ob", "! nickname already taken: bob"),
+        ("bob\u{fe0f}", "! nickname already taken: bob"),
+        ("b\u{43e}b", "! nickname already taken: b\u{43e}b"),
+        ("admin\u{34f}", "! nickname reserved: admin"),
+        ("adm\u{ad}in", "! nickname reserved: admin"),
+        ("\u{430}dmin", "! nickname reserved: \u{430}dmin"),
+        ("r\u{180e}oot", "! nickname reserved: root"),
+    ] {
+        c.say(nick);
+        c.expect(error);
+        c.expect(prompt);
+    }
+    // Blank-looking nicknames are blank lines once cleaned: no login, no answer (the next
+    // line is the answer to the next try); marks with nothing to sit on are refused.
+    for blank in [
+        "\u{3164}",
+        "\u{ffa0}",
+        "\u{2800}",
+        "\u{3164}\u{2800}\u{ffa0}",
+    ] {
+        c.say(blank);
+    }
+    c.say("\u{301}\u{34f}");
+    c.expect("! nickname needs a visible letter, digit or symbol: \u{301}");
+    c.expect(prompt);
+    // A ban and a mute on a nickname hold for its invisible and look-alike variants.
+    c.say("mallory\u{34f}");
+    assert!(c.line().starts_with("! you are banned: spam"));
+    c.expect_closed();
+    let mut m = d.connect();
+    m.expect_greeting();
+    m.say("m\u{430}llory");
+    assert!(m.line().starts_with("! you are banned: spam"));
+    let mut carol = d.connect();
+    carol.expect_greeting();
+    carol.say("c\u{ad}arol");
+    carol.expect("* welcome, carol! 2 users online; /h shows help");
+    bob.expect("* carol joined");
+    carol.say("hello");
+    carol.expect("! you are muted");
+    barrier(&mut bob, "bob", &mut carol, "carol");
+}
+
+/// Chat text kept the soft hyphen, Hangul fillers, deprecated format characters and
+/// variation selectors that hide or fake text.
+#[test]
+fn invisible_characters_in_chat_text() {
+    let d = Daemon::start();
+    let [mut alice, mut bob] = d.room(["alice", "bob"]);
+    alice.say("a\u{ad}b\u{3164}c\u{ffa0}d\u{206a}e\u{fe0f}\u{fe0f}f\u{34f}g\u{2800}h");
+    bob.expect("<alice> abcde\u{fe0f}fgh");
+    // A line of nothing but invisible characters is no line at all.
+    alice.say("\u{3164}\u{ad}\u{2800}\u{200d}");
+    barrier(&mut alice, "alice", &mut bob, "bob");
+}
