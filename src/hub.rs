@@ -286,8 +286,7 @@ impl Hub {
         let mut state = self.lock();
         // Look again under this lock: the user may have left in between.
         let client = state.clients.get_mut(&id).ok_or(NoSuchUser)?;
-        client.outbox.push(notice);
-        client.outbox.close(Close::Kicked);
+        client.outbox.close_with(notice, Close::Kicked);
         drop(state);
         self.remove(id, announce).ok_or(NoSuchUser)
     }
@@ -311,8 +310,7 @@ impl Hub {
             .iter()
             .filter(|(_, c)| matches(c.peer.ip(), c.nick.as_deref().map(nick::key).as_deref()))
             .map(|(&id, c)| {
-                c.outbox.push(notice.clone());
-                c.outbox.close(Close::Banned);
+                c.outbox.close_with(notice.clone(), Close::Banned);
                 id
             })
             .collect();
@@ -350,8 +348,7 @@ impl Hub {
     pub fn close_all(&self, line: &Bytes) {
         let state = self.lock();
         for client in state.clients.values() {
-            client.outbox.push(line.clone());
-            client.outbox.close(Close::Shutdown);
+            client.outbox.close_with(line.clone(), Close::Shutdown);
         }
     }
 

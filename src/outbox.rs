@@ -20,10 +20,19 @@ pub struct Outbox {
     limit: usize,
 }
 
+/// What a queued line costs besides its text: its slot in the queue, counted twice since
+/// a growing queue may hold twice the slots it uses, and the allocation behind a line
+/// (header and size-class rounding). The limit is on text plus this, so a queue of short
+/// lines cannot hold several times the limit in bookkeeping.
+pub const LINE_OVERHEAD: usize = 2 * std::mem::size_of::<Bytes>() + 32;
+
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Bytes>,
+    /// Text bytes queued, as `natterctl list` shows them.
     bytes: usize,
+    /// Memory the queue holds: text plus [`LINE_OVERHEAD`] a line; what the limit bounds.
+    cost: usize,
     aborted: bool,
     closing: Option<Close>,
     /// Group messages skipped since the client was last told.
@@ -60,6 +69,7 @@ impl Outbox {
             inner.aborted = true;
             inner.queue = VecDeque::new();
             inner.bytes = 0;
+            inner.cost = 0;
             true
         })
     }
@@ -81,10 +91,12 @@ impl Outbox {
         if inner.aborted || inner.closing.is_some() {
             return false;
         }
-        let fits = inner.bytes + line.len() <= self.limit;
+        let cost = line.len() + LINE_OVERHEAD;
+        let fits = inner.cost + cost <= self.limit;
         let wake = if fits {
             let was_empty = inner.queue.is_empty();
             inner.bytes += line.len();
+            inner.cost += cost;
             inner.queue.push_back(line);
             was_empty
         } else {
@@ -107,6 +119,7 @@ impl Outbox {
                 break;
             };
             inner.bytes -= line.len();
+            inner.cost -= line.len() + LINE_OVERHEAD;
             buf.extend_from_slice(&line);
         }
         if inner.queue.is_empty() && inner.queue.capacity() > 8 {
@@ -115,8 +128,7 @@ impl Outbox {
         }
         if inner.queue.is_empty() && inner.skipped_untold > 0 {
             let n = std::mem::take(&mut inner.skipped_untold);
-            let note = format!("! {n} messages skipped (you are reading too slowly)\r\n");
-            buf.extend_from_slice(note.as_bytes());
+            buf.extend_from_slice(&skipped_note(n));
             return Some(n);
         }
         None
@@ -127,13 +139,26 @@ impl Outbox {
         self.lock().skipped_total
     }
 
-    /// Ends the connection once what is queued now has been written; later pushes are
-    /// refused. The first reason given sticks.
-    pub fn close(&self, why: Close) {
+    /// Queues `last` as the connection's last line, even past the limit (by that one line
+    /// only: nothing is queued after it), and ends the connection once it is written. A
+    /// client whose queue is full still gets its notice (a kick, a ban, the shutdown) after
+    /// what it was already owed, and the count of what it missed before the notice. Later
+    /// pushes are refused; the first reason given sticks.
+    pub fn close_with(&self, last: Bytes, why: Close) {
         let mut inner = self.lock();
-        if inner.closing.is_none() {
-            inner.closing = Some(why);
+        if inner.aborted || inner.closing.is_some() {
+            return;
         }
+        if inner.skipped_untold > 0 {
+            let note = skipped_note(std::mem::take(&mut inner.skipped_untold));
+            inner.bytes += note.len();
+            inner.cost += note.len() + LINE_OVERHEAD;
+            inner.queue.push_back(note);
+        }
+        inner.bytes += last.len();
+        inner.cost += last.len() + LINE_OVERHEAD;
+        inner.queue.push_back(last);
+        inner.closing = Some(why);
         drop(inner);
         self.wake.notify_one();
     }
@@ -165,13 +190,25 @@ impl Outbox {
     }
 }
 
+/// What a client that missed `n` group messages is told once it has caught up.
+fn skipped_note(n: u64) -> Bytes {
+    Bytes::from(format!(
+        "! {n} messages skipped (you are reading too slowly)\r\n"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A limit that holds `lines` queue entries and `text` bytes of text.
+    fn room(lines: usize, text: usize) -> usize {
+        lines * LINE_OVERHEAD + text
+    }
+
     #[test]
     fn drains_in_order_up_to_a_chunk() {
-        let o = Outbox::new(100);
+        let o = Outbox::new(room(3, 100));
         assert!(o.push(Bytes::from_static(b"one\r\n")));
         assert!(o.push(Bytes::from_static(b"two\r\n")));
         assert!(o.push(Bytes::from_static(b"three\r\n")));
@@ -186,18 +223,18 @@ mod tests {
 
     #[test]
     fn close_keeps_what_is_queued_and_refuses_more() {
-        let o = Outbox::new(100);
+        let o = Outbox::new(room(1, 100));
         assert!(o.push(Bytes::from_static(b"last\r\n")));
-        o.close(Close::Kicked);
-        o.close(Close::Shutdown);
+        o.close_with(Bytes::from_static(b"bye\r\n"), Close::Kicked);
+        o.close_with(Bytes::from_static(b"no\r\n"), Close::Shutdown);
         assert!(!o.push(Bytes::from_static(b"more\r\n")));
         assert_eq!(o.closing(), Some(Close::Kicked));
-        assert_eq!(o.depth(), 6);
+        assert_eq!(o.depth(), 11);
     }
 
     #[test]
     fn group_messages_that_do_not_fit_are_skipped_and_reported_once_caught_up() {
-        let o = Outbox::new(12);
+        let o = Outbox::new(room(1, 12));
         assert!(o.push_or_skip(Bytes::from_static(b"aaaaa\r\n")));
         assert!(!o.push_or_skip(Bytes::from_static(b"bbbbbbb\r\n")));
         assert!(!o.push_or_skip(Bytes::from_static(b"ccccccc\r\n")));
@@ -219,8 +256,25 @@ mod tests {
     }
 
     #[test]
+    fn a_last_line_is_queued_even_when_the_queue_is_full() {
+        let o = Outbox::new(room(1, 10));
+        assert!(o.push(Bytes::from_static(b"12345678")));
+        assert!(!o.push_or_skip(Bytes::from_static(b"abc")));
+        o.close_with(Bytes::from_static(b"bye\r\n"), Close::Shutdown);
+        o.close_with(Bytes::from_static(b"again\r\n"), Close::Kicked);
+        assert!(!o.is_aborted());
+        assert_eq!(o.closing(), Some(Close::Shutdown));
+        let mut buf = Vec::new();
+        o.drain_into(&mut buf, 1000);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "12345678! 1 messages skipped (you are reading too slowly)\r\nbye\r\n"
+        );
+    }
+
+    #[test]
     fn overflow_cuts_off_and_frees() {
-        let o = Outbox::new(10);
+        let o = Outbox::new(room(1, 10));
         assert!(o.push(Bytes::from_static(b"12345678")));
         assert!(!o.push(Bytes::from_static(b"abc")));
         assert!(o.is_aborted());

@@ -400,3 +400,199 @@ fn invisible_characters_in_chat_text() {
     alice.say("\u{3164}\u{ad}\u{2800}\u{200d}");
     barrier(&mut alice, "alice", &mut bob, "bob");
 }
+
+fn stats_json(d: &Daemon) -> serde_json::Value {
+    let out = d.ctl(&["--json", "stats"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn list_json(d: &Daemon) -> serde_json::Value {
+    let out = d.ctl(&["--json", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// natterctl refused replies over 64 KiB: `list` failed past about 400 connections and
+/// `bans` past about 700 rules.
+#[test]
+fn large_admin_replies() {
+    let d = Daemon::start();
+    // 5,000 bans, written as natterd keeps them, then read at start.
+    let bans: Vec<serde_json::Value> = (0..5000u32)
+        .map(|i| {
+            let [_, _, b, c] = i.to_be_bytes();
+            serde_json::json!({
+                "target": format!("10.{b}.{c}.1"),
+                "reason": "a reason long enough to make the reply big",
+                "set_by": 0,
+                "set_at": "2026-12-01T00:00:00Z",
+            })
+        })
+        .collect();
+    let rules = serde_json::json!({ "bans": bans, "mutes": [] });
+    std::fs::write(d.state_dir().join("bans.json"), rules.to_string()).unwrap();
+    let mut d = d;
+    d.restart();
+    let out = d.ctl(&["bans"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("10.")).count(),
+        5000
+    );
+    let out = d.ctl(&["--json", "bans"]);
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["bans"].as_array().unwrap().len(), 5000);
+
+    // 2,000 connections at the prompt.
+    let clients: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(d.addr()).unwrap())
+        .collect();
+    let deadline = Instant::now() + common::TIMEOUT;
+    loop {
+        let listed = list_json(&d)["connections"].as_array().unwrap().len();
+        if listed == 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listed} listed");
+    }
+    let out = d.ctl(&["list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).lines().count() > 2000);
+    drop(clients);
+}
+
+/// Eight admin connections that sent requests and never read the replies, with a ninth
+/// waiting for a place, kept natterd running long after SIGTERM.
+#[test]
+fn admin_connections_that_never_read() {
+    let mut d = Daemon::start();
+    let request = "{\"cmd\":\"stats\"}\n".repeat(20_000);
+    let stalled: Vec<std::os::unix::net::UnixStream> = (0..8)
+        .map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+            s.set_write_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let _ = s.write_all(request.as_bytes());
+            s
+        })
+        .collect();
+    // Each is closed once it has taken no reply bytes for the write timeout; meanwhile a
+    // ninth waits, and is then served.
+    let started = Instant::now();
+    let out = d.ctl(&["--timeout", "20", "stats"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eprintln!("the ninth was served after {:?}", started.elapsed());
+    d.wait_log("admin connection closed: it does not read its replies");
+    // Again stalled, and SIGTERM: natterd ends within its bound.
+    let stalled_again: Vec<std::os::unix::net::UnixStream> = (0..9)
+        .map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+            s.set_write_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let _ = s.write_all(request.as_bytes());
+            s
+        })
+        .collect();
+    let asked = Instant::now();
+    d.signal(Signal::TERM);
+    assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop((stalled, stalled_again));
+}
+
+/// A chat client whose socket buffer is as small as the kernel allows, so natterd's queue
+/// for it fills after a few kilobytes.
+fn stalled_reader(d: &Daemon, nick: &str) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    socket
+        .connect_timeout(&d.addr().into(), common::TIMEOUT)
+        .unwrap();
+    let mut stream = TcpStream::from(socket);
+    stream.write_all(format!("{nick}\r\n").as_bytes()).unwrap();
+    stream
+}
+
+/// Sends short group messages from `from` until every connection named `slow*` has
+/// missed some (its queue is full).
+fn fill_queues(d: &Daemon, from: &mut Client) {
+    let batch = "m\r\n".repeat(500);
+    for _ in 0..400 {
+        from.send(&batch);
+        let list = list_json(d);
+        let conns = list["connections"].as_array().unwrap();
+        let slow = conns
+            .iter()
+            .filter(|c| c["nick"].as_str().is_some_and(|n| n.starts_with("slow")));
+        if slow.clone().count() > 0 && slow.clone().all(|c| c["skipped"].as_u64() > Some(0)) {
+            return;
+        }
+    }
+    panic!("queues never filled");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap();
+    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// 400 stalled readers with 100 MB of queued text held 467 MB: the queues' bookkeeping was
+/// not counted. Now RSS stays within base + readers × send_queue_bytes × 1.25.
+#[test]
+fn stalled_readers_memory() {
+    const READERS: usize = 200;
+    const QUEUE: u64 = 16384;
+    let d = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[limits]\nsend_queue_bytes = {QUEUE}\nwrite_timeout = 0\n"
+    ));
+    let mut alice = d.login("alice");
+    let readers: Vec<TcpStream> = (0..READERS)
+        .map(|i| stalled_reader(&d, &format!("slow{i}")))
+        .collect();
+    let deadline = Instant::now() + 3 * common::TIMEOUT;
+    while stats_json(&d)["users_online"].as_u64() != Some(READERS as u64 + 1) {
+        assert!(Instant::now() < deadline, "readers never logged in");
+    }
+    // alice reads her join lines, so only the readers fall behind.
+    for _ in 0..READERS {
+        alice.line();
+    }
+    let base = rss_kib(d.pid());
+    fill_queues(&d, &mut alice);
+    let full = rss_kib(d.pid());
+    let bound = base + READERS as u64 * QUEUE * 5 / 4 / 1024;
+    eprintln!("RSS {base} KiB with {READERS} readers, {full} KiB with full queues (bound {bound})");
+    assert!(
+        full <= bound,
+        "RSS {full} KiB over {bound} KiB (base {base})"
+    );
+    drop(readers);
+}
+
+/// At shutdown a client whose queue was full was dropped at once, without the notice.
+#[test]
+fn shutdown_notice_reaches_a_full_queue() {
+    let mut d = Daemon::with_config(&format!("{BASE_CONFIG}[limits]\nsend_queue_bytes = 8192\n"));
+    let mut alice = d.login("alice");
+    let slow = stalled_reader(&d, "slow");
+    alice.expect("* slow joined");
+    fill_queues(&d, &mut alice);
+    d.signal(Signal::TERM);
+    // Now it reads: what was queued, the count of what it missed, and the notice last.
+    let mut slow = Client::from_stream(slow);
+    let all = slow.read_until(b"* server shutting down\r\n");
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.contains("messages skipped (you are reading too slowly)"));
+    slow.expect_closed();
+    assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
+}

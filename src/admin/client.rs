@@ -28,7 +28,7 @@ pub async fn request(
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| ClientError::Unreachable(unreachable(path, &e)))?;
-        let mut framed = Framed::new(stream);
+        let mut framed = Framed::with_max(stream, proto::MAX_REPLY);
         let io_error = |e: io::Error| ClientError::NoAnswer(format!("talking to {shown}: {e}"));
         framed
             .write_line(&proto::request_line(command))
@@ -63,7 +63,7 @@ pub async fn watch(
         .await
         .map_err(|_| ClientError::NoAnswer(format!("no answer from natterd at {shown}")))?
         .map_err(|e| ClientError::Unreachable(unreachable(path, &e)))?;
-    let mut framed = Framed::new(stream);
+    let mut framed = Framed::with_max(stream, proto::MAX_REPLY);
     let io_error = |e: io::Error| ClientError::NoAnswer(format!("talking to {shown}: {e}"));
     framed
         .write_line(&proto::request_line(&Command::Watch))

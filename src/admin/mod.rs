@@ -30,6 +30,9 @@ use proto::{Command, Failure, Framed, KickReply, ListReply, Read, WallReply};
 const MAX_CONNECTIONS: usize = 8;
 /// An admin connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// An admin connection that takes no bytes of a reply for this long is closed, so one that
+/// sends requests and never reads cannot keep its place.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `watch` connections at once. A watcher gives its place among [`MAX_CONNECTIONS`] back,
 /// so watchers left running never lock operators out.
 const MAX_WATCHERS: usize = 16;
@@ -142,7 +145,12 @@ impl AdminSocket {
                     continue;
                 }
             };
-            let Ok(place) = places.clone().acquire_owned().await else {
+            // Waiting for a place gives way to a shutdown too.
+            let place = tokio::select! {
+                place = places.clone().acquire_owned() => place,
+                () = daemon.shutdown_requested() => return,
+            };
+            let Ok(place) = place else {
                 return;
             };
             let (uid, pid) = match stream.peer_cred() {
@@ -184,7 +192,11 @@ async fn serve_connection(
 ) {
     let mut framed = Framed::new(stream);
     loop {
-        let read = match tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()) => read,
+            () = daemon.shutdown_requested() => return,
+        };
+        let read = match read {
             Ok(Ok(read)) => read,
             Ok(Err(_)) | Err(_) => return,
         };
@@ -219,11 +231,7 @@ async fn serve_connection(
                     outcome = "too_many_watchers",
                     "admin command"
                 );
-                if framed
-                    .write_line(&proto::error_line(id, &failure))
-                    .await
-                    .is_err()
-                {
+                if !reply(&mut framed, &proto::error_line(id, &failure)).await {
                     return;
                 }
                 continue;
@@ -241,12 +249,24 @@ async fn serve_connection(
         };
         let outcome = result.as_ref().map_or_else(|f| f.code.as_str(), |_| "ok");
         info!(command = name, outcome, "admin command");
-        if framed.write_line(&line).await.is_err() {
+        if !reply(&mut framed, &line).await {
             return;
         }
         // The answer goes out before the drain begins.
         if let Some(message) = shutdown {
             daemon.request_shutdown(message);
+        }
+    }
+}
+
+/// Writes one reply line. False if the connection is to end: the peer is gone, or took no
+/// bytes for [`WRITE_TIMEOUT`] (logged).
+async fn reply(framed: &mut Framed<UnixStream>, line: &str) -> bool {
+    match tokio::time::timeout(WRITE_TIMEOUT, framed.write_line(line)).await {
+        Ok(written) => written.is_ok(),
+        Err(_) => {
+            warn!("admin connection closed: it does not read its replies");
+            false
         }
     }
 }

@@ -10,6 +10,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 
 /// Longest request or response line accepted, newline included.
 pub const MAX_LINE: usize = 64 * 1024;
+/// Longest reply line natterctl reads. Replies grow with what natterd holds (`list` with
+/// 100,000 connections is about 30 MB), so this bounds natterctl's memory, not natterd's.
+pub const MAX_REPLY: usize = 1 << 30;
 
 /// What an operator asks natterd to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -373,6 +376,7 @@ pub struct BansReply {
 pub struct Framed<S> {
     stream: BufReader<S>,
     buf: Vec<u8>,
+    max: usize,
 }
 
 /// What reading a line gave.
@@ -380,18 +384,24 @@ pub struct Framed<S> {
 pub enum Read {
     /// A line, without its newline.
     Line(String),
-    /// A line over [`MAX_LINE`] was skipped.
+    /// A line over the limit ([`MAX_LINE`] for requests) was skipped.
     TooLong,
     /// The peer closed the stream.
     Closed,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
-    /// Frames `stream`.
+    /// Frames `stream`, reading lines of at most [`MAX_LINE`] bytes: natterd's side.
     pub fn new(stream: S) -> Framed<S> {
+        Framed::with_max(stream, MAX_LINE)
+    }
+
+    /// Frames `stream`, reading lines of at most `max` bytes.
+    pub fn with_max(stream: S, max: usize) -> Framed<S> {
         Framed {
             stream: BufReader::new(stream),
             buf: Vec::new(),
+            max,
         }
     }
 
@@ -416,7 +426,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             };
             if !too_long {
                 self.buf.extend_from_slice(&chunk[..used]);
-                if self.buf.len() > MAX_LINE {
+                if self.buf.len() > self.max {
                     too_long = true;
                     self.buf = Vec::new();
                 }

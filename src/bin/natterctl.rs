@@ -243,6 +243,9 @@ fn duration(text: &str) -> Result<Duration, String> {
     if d.as_secs() == 0 {
         return Err("must be at least one second".into());
     }
+    if d > natter::moderation::MAX_DURATION {
+        return Err("must be at most 10 years (leave it out for no end)".into());
+    }
     Ok(d)
 }
 
