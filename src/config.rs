@@ -352,32 +352,58 @@ impl Config {
         }
         let c = &self.chat;
         check(
-            (1..=64).contains(&c.max_nick_len),
-            "chat.max_nick_len",
-            "must be from 1 to 64",
-        );
-        check(
-            (16..=65536).contains(&c.max_line_bytes),
-            "chat.max_line_bytes",
-            "must be from 16 to 65536",
+            c.reserved_nicks.len() <= 1000
+                && c.reserved_nicks
+                    .iter()
+                    .all(|n| (1..=64).contains(&n.chars().count())),
+            "chat.reserved_nicks",
+            "must be at most 1000 names of 1 to 64 characters",
         );
         let l = &self.limits;
         check(
-            l.flood_rate.is_finite() && l.flood_rate >= 0.0,
+            l.flood_rate == 0.0 || (0.01..=1000.0).contains(&l.flood_rate),
             "limits.flood_rate",
-            "must be a number of lines per second, 0 or more",
-        );
-        check(
-            l.flood_burst >= 1,
-            "limits.flood_burst",
-            "must be at least 1",
-        );
-        check(
-            (8192..=64 << 20).contains(&self.limits.send_queue_bytes),
-            "limits.send_queue_bytes",
-            "must be from 8192 to 67108864",
+            "must be 0 (off) or from 0.01 to 1000 lines per second",
         );
         let log = &self.log;
+        for (key, value, range) in [
+            ("chat.max_nick_len", c.max_nick_len as u64, 1..=64),
+            ("chat.max_line_bytes", c.max_line_bytes as u64, 16..=65536),
+            ("chat.announce_max", c.announce_max as u64, 0..=10_000_000),
+            ("limits.max_clients", l.max_clients as u64, 0..=10_000_000),
+            (
+                "limits.max_clients_per_ip",
+                l.max_clients_per_ip as u64,
+                0..=10_000_000,
+            ),
+            ("limits.login_timeout", l.login_timeout, 0..=DAY),
+            ("limits.idle_timeout", l.idle_timeout, 0..=30 * DAY),
+            ("limits.flood_burst", u64::from(l.flood_burst), 1..=10_000),
+            (
+                "limits.send_queue_bytes",
+                l.send_queue_bytes as u64,
+                8192..=64 << 20,
+            ),
+            ("limits.write_timeout", l.write_timeout, 0..=DAY),
+            (
+                "limits.connects_per_minute_per_ip",
+                u64::from(l.connects_per_minute_per_ip),
+                0..=100_000,
+            ),
+            (
+                "limits.announces_per_minute_per_ip",
+                u64::from(l.announces_per_minute_per_ip),
+                0..=100_000,
+            ),
+            ("log.max_files", log.max_files as u64, 1..=10_000),
+        ] {
+            let (lo, hi) = (range.start(), range.end());
+            check(
+                range.contains(&value),
+                key,
+                &format!("must be from {lo} to {hi}"),
+            );
+        }
         check(
             tracing_subscriber::EnvFilter::try_new(&log.level).is_ok(),
             "log.level",
@@ -392,7 +418,6 @@ impl Config {
             "log.prefix",
             "must be letters, digits, - and _ only",
         );
-        check(log.max_files >= 1, "log.max_files", "must be at least 1");
         if let Some(dir) = &log.directory {
             check(
                 dir.is_absolute(),
@@ -415,6 +440,9 @@ impl Config {
         out
     }
 }
+
+/// Seconds in a day: the longest login, write and flood wait any setting allows.
+const DAY: u64 = 86_400;
 
 /// Keys that only take effect at a restart: a reload reports them and keeps the old value.
 pub const RESTART_KEYS: &[&str] = &[
@@ -680,5 +708,105 @@ chat = true
         let errors = parse("[server]\nlisten = [\"nope\"]\n", "a.toml").unwrap_err();
         assert_eq!(errors[0].key.as_deref(), Some("server.listen"));
         assert_eq!(errors[0].line, Some(2));
+    }
+
+    /// What sessions and the accept loop do with the numbers: none of it may panic for a
+    /// configuration that passed the check.
+    fn exercise(config: &Config) {
+        use tokio::time::Instant;
+        let now = Instant::now();
+        let l = &config.limits;
+        for secs in [l.login_timeout, l.idle_timeout, l.write_timeout] {
+            let _ = now + std::time::Duration::from_secs(secs);
+        }
+        let mut bucket = crate::flood::Bucket::new(l.flood_rate, l.flood_burst, now);
+        for _ in 0..3 {
+            let _ = bucket.take(now);
+            bucket.charge(0.1, now);
+            let _ = now + bucket.wait(now).unwrap_or_default();
+            let _ = now + bucket.debt(now).unwrap_or_default();
+        }
+        let pace = crate::pace::Pace::default();
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        for per_minute in [l.connects_per_minute_per_ip, l.announces_per_minute_per_ip] {
+            let _ = pace.take(ip, per_minute, per_minute, now);
+        }
+        let outbox = crate::outbox::Outbox::new(l.send_queue_bytes);
+        outbox.push(bytes::Bytes::from_static(b"x\r\n"));
+        let mut decoder = crate::codec::Decoder::new(config.chat.max_line_bytes, true);
+        let _ = decoder.decode(b"hello\r\n");
+    }
+
+    /// Extreme numbers for every numeric key, as TOML can write them.
+    fn extreme() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("0".to_owned()),
+            Just("-1".to_owned()),
+            Just("1".to_owned()),
+            Just("9223372036854775807".to_owned()),
+            Just("-9223372036854775808".to_owned()),
+            Just("4294967296".to_owned()),
+            Just("1e-20".to_owned()),
+            Just("1e308".to_owned()),
+            Just("-0.0".to_owned()),
+            Just("nan".to_owned()),
+            Just("inf".to_owned()),
+            Just("-inf".to_owned()),
+            Just("5e-324".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extreme_numbers_are_refused_or_safe(
+            key in proptest::sample::select(vec![
+                ("chat", "max_nick_len"),
+                ("chat", "max_line_bytes"),
+                ("chat", "announce_max"),
+                ("limits", "max_clients"),
+                ("limits", "max_clients_per_ip"),
+                ("limits", "login_timeout"),
+                ("limits", "idle_timeout"),
+                ("limits", "flood_burst"),
+                ("limits", "flood_rate"),
+                ("limits", "send_queue_bytes"),
+                ("limits", "write_timeout"),
+                ("limits", "connects_per_minute_per_ip"),
+                ("limits", "announces_per_minute_per_ip"),
+                ("log", "max_files"),
+            ]),
+            value in extreme(),
+        ) {
+            let (table, name) = key;
+            let text = format!("[{table}]\n{name} = {value}\n");
+            if let Ok(config) = parse(&text, "p.toml") {
+                exercise(&config);
+            }
+        }
+    }
+
+    #[test]
+    fn values_that_panicked_sessions_are_refused() {
+        for (text, key) in [
+            ("[limits]\nflood_rate = 1e-20\n", "limits.flood_rate"),
+            ("[limits]\nflood_rate = nan\n", "limits.flood_rate"),
+            (
+                "[limits]\nlogin_timeout = 9223372036854775807\n",
+                "limits.login_timeout",
+            ),
+            (
+                "[limits]\nidle_timeout = 9223372036854775807\n",
+                "limits.idle_timeout",
+            ),
+            ("[limits]\nwrite_timeout = 86401\n", "limits.write_timeout"),
+            ("[limits]\nflood_burst = 4294967295\n", "limits.flood_burst"),
+        ] {
+            let errors = parse(text, "x.toml").unwrap_err();
+            assert_eq!(errors[0].key.as_deref(), Some(key), "{text}: {errors:?}");
+        }
+        exercise(&Config::default());
     }
 }

@@ -1,7 +1,7 @@
 //! Directories natterd finds in its environment or creates for itself: the admin socket's
 //! and the state directory.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -19,15 +19,19 @@ pub fn from_systemd(name: &str) -> Option<PathBuf> {
     Some(first.unwrap_or_default())
 }
 
-/// Creates `dir` 0700 if missing, and refuses one owned by a user other than natterd's or
-/// root, where someone else could swap what natterd keeps there.
-pub fn private(dir: &Path) -> anyhow::Result<()> {
+/// Creates `dir` with `mode` if missing, and refuses one that someone else could swap
+/// what natterd keeps there in: owned by a user other than natterd's or root, or writable
+/// by its group or by others (as sshd's StrictModes does).
+pub fn private(dir: &Path, mode: u32) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(mode)
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        // The umask may have taken bits away; the mode asked for is the mode wanted.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
     }
     let meta = std::fs::metadata(dir).with_context(|| format!("cannot use {}", dir.display()))?;
     let uid = rustix::process::geteuid().as_raw();
@@ -36,6 +40,14 @@ pub fn private(dir: &Path) -> anyhow::Result<()> {
             "{} belongs to uid {}, not to natterd's uid {uid}; refusing to use it",
             dir.display(),
             meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} is writable by its group or by others (mode {:04o}); refusing to use it \
+             (chmod go-w it)",
+            dir.display(),
+            meta.mode() & 0o7777
         );
     }
     Ok(())

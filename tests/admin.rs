@@ -207,7 +207,11 @@ fn socket_permissions() {
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o660);
     let parent = std::fs::metadata(socket.parent().unwrap()).unwrap();
-    assert_eq!(parent.permissions().mode() & 0o777, 0o700, "created 0700");
+    assert_eq!(
+        parent.permissions().mode() & 0o777,
+        0o750,
+        "created 0750: the group may reach the socket"
+    );
     d.wait_log("admin socket ready");
 }
 

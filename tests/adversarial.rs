@@ -596,3 +596,272 @@ fn shutdown_notice_reaches_a_full_queue() {
     slow.expect_closed();
     assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
 }
+
+fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.ctl(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn ctl_err(d: &Daemon, args: &[&str]) -> (Option<i32>, String) {
+    let out = d.ctl(args);
+    (out.status.code(), text(&out.stderr))
+}
+
+/// IPv4-mapped ban targets did not apply until a restart (or never, for ranges), and
+/// addresses that did not parse were stored as nickname bans.
+#[test]
+fn mapped_and_malformed_ban_targets() {
+    let d = Daemon::start();
+    let refused = |source: [u8; 4]| {
+        let mut c = from(source, &d);
+        let line = c.line();
+        assert!(line.starts_with("! you are banned"), "{source:?}: {line}");
+    };
+    assert_eq!(
+        ctl_ok(&d, &["ban", "::ffff:127.0.0.5/128"]),
+        "banned 127.0.0.5 until lifted\n"
+    );
+    refused([127, 0, 0, 5]);
+    ctl_ok(&d, &["unban", "127.0.0.5"]);
+    assert_eq!(
+        ctl_ok(&d, &["ban", "::ffff:127.0.0.0/104"]),
+        "banned 127.0.0.0/8 until lifted\n"
+    );
+    refused([127, 0, 0, 9]);
+    ctl_ok(&d, &["unban", "::ffff:127.0.0.0/104"]);
+    for (target, error) in [
+        ("10.0.0.256", "not a valid address: 10.0.0.256"),
+        (
+            "127.0.0.300/24",
+            "not a valid address range: 127.0.0.300/24",
+        ),
+    ] {
+        let (code, err) = ctl_err(&d, &["ban", target]);
+        assert_eq!(code, Some(1), "{target}");
+        assert!(err.contains(error), "{target}: {err}");
+    }
+    assert_eq!(ctl_ok(&d, &["bans"]), "no bans\n\nno mutes\n");
+}
+
+/// `ban … --for 18446744073709551615s` panicked the admin task.
+#[test]
+fn huge_ban_durations() {
+    let d = Daemon::start();
+    let (code, err) = ctl_err(&d, &["ban", "mallory", "--for", "18446744073709551615s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("must be at most 10 years"), "{err}");
+    // The same number straight over the socket.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    for cmd in ["ban\",\"target\":\"mallory", "mute\",\"nick\":\"mallory"] {
+        writeln!(s, "{{\"cmd\":\"{cmd}\",\"for_secs\":18446744073709551615}}").unwrap();
+    }
+    writeln!(s, "{{\"cmd\":\"stats\"}}").unwrap();
+    let mut replies = std::io::BufReader::new(s);
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut replies, &mut line).unwrap();
+        assert!(
+            line.contains("duration too long: at most 10 years"),
+            "{line}"
+        );
+    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut replies, &mut line).unwrap();
+    assert!(line.contains("\"ok\":true"), "{line}");
+    // Ten years is allowed.
+    ctl_ok(&d, &["ban", "mallory", "--for", "3650d"]);
+}
+
+fn natterd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// `--check-config` accepted `flood_rate = 1e-20` and `login_timeout = i64::MAX`, and then
+/// every session panicked.
+#[test]
+fn extreme_config_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.toml");
+    for (setting, error) in [
+        (
+            "flood_rate = 1e-20",
+            "limits.flood_rate: must be 0 (off) or from 0.01 to 1000",
+        ),
+        (
+            "flood_rate = inf",
+            "limits.flood_rate: must be 0 (off) or from 0.01 to 1000",
+        ),
+        (
+            "login_timeout = 9223372036854775807",
+            "limits.login_timeout: must be from 0 to 86400",
+        ),
+        (
+            "idle_timeout = 9223372036854775807",
+            "limits.idle_timeout: must be from 0 to 2592000",
+        ),
+        (
+            "flood_burst = 4294967295",
+            "limits.flood_burst: must be from 1 to 10000",
+        ),
+        (
+            "connects_per_minute_per_ip = 4294967295",
+            "must be from 0 to 100000",
+        ),
+    ] {
+        std::fs::write(&path, format!("[limits]\n{setting}\n")).unwrap();
+        let out = natterd(&["--check-config", "--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{setting}");
+        assert!(
+            text(&out.stderr).contains(error),
+            "{setting}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A reload with such a value is refused the same way, and natterd goes on.
+    let d = Daemon::start();
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        good.replace("[limits]\n", "[limits]\nwrite_timeout = 86401\n"),
+    )
+    .unwrap();
+    let (code, err) = ctl_err(&d, &["reload"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("limits.write_timeout: must be from 0 to 86400"),
+        "{err}"
+    );
+    let mut c = d.login("alice");
+    c.say("/ls");
+    c.expect("* 1 online: alice");
+}
+
+/// A state directory anyone could write to was accepted, and the ban file's temporary file
+/// followed a planted symlink.
+#[test]
+fn writable_state_directory_and_planted_symlinks() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let state = d.state_dir();
+    // The temporary name natterd once used, pointing at a file it must never write.
+    let victim = d.dir().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("bans.json.tmp")).unwrap();
+    ctl_ok(&d, &["ban", "mallory"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        std::fs::read_to_string(state.join("bans.json"))
+            .unwrap()
+            .contains("mallory")
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp") && n != "bans.json.tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Group- or world-writable state and socket directories are refused at start.
+    drop(d);
+    let dir = tempfile::tempdir().unwrap();
+    for (which, mode) in [("state", 0o777), ("state", 0o770), ("run", 0o777)] {
+        let state = dir.path().join("state");
+        let run = dir.path().join("run");
+        for d in [&state, &run] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let target = dir.path().join(which);
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
+        let config = dir.path().join("n.toml");
+        let socket = run.join("admin.sock");
+        std::fs::write(
+            &config,
+            format!(
+                "{BASE_CONFIG}[admin]\nsocket = {:?}\n",
+                socket.display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
+            .arg("--config")
+            .arg(&config)
+            .env("STATE_DIRECTORY", &state)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{which} {mode:o}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("is writable by its group or by others") && err.contains("chmod go-w"),
+            "{which} {mode:o}: {err}"
+        );
+    }
+}
+
+/// Bidi and control characters in ban reasons (from a hand-edited file) were printed raw by
+/// `natterctl bans`.
+#[test]
+fn terminal_controls_in_ban_listings() {
+    let d = Daemon::start();
+    let rules = serde_json::json!({
+        "bans": [{
+            "target": "10.0.0.1",
+            "reason": "evil\u{202e}desrever\u{1b}[2J",
+            "set_by": 0,
+            "set_at": "2026-12-01T00:00:00Z",
+        }],
+        "mutes": [],
+    });
+    std::fs::write(d.state_dir().join("bans.json"), rules.to_string()).unwrap();
+    let mut d = d;
+    d.restart();
+    let out = ctl_ok(&d, &["bans"]);
+    assert!(
+        !out.chars().any(|c| c == '\u{202e}' || c == '\u{1b}'),
+        "{out:?}"
+    );
+    assert!(out.contains("evil\\u{202e}desrever\\u{001b}[2J"), "{out}");
+    // Nickname targets keep only what users see.
+    assert_eq!(
+        ctl_ok(&d, &["ban", "mal\u{202e}lory\u{ad}"]),
+        "banned mallory until lifted\n"
+    );
+}
+
+/// "cannot save" was logged every 5 s while the state directory could not be written.
+#[test]
+fn unwritable_state_is_reported_once() {
+    let d = Daemon::start();
+    ctl_ok(&d, &["ban", "mallory", "--for", "1s"]);
+    let file = d.state_dir().join("bans.json");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    d.wait_log_within("cannot save bans and mutes", Duration::from_secs(8));
+    // Two more sweeps, and still one line.
+    let seen = Instant::now();
+    let deadline = seen + Duration::from_secs(11);
+    while Instant::now() < deadline {
+        assert_eq!(d.log().matches("cannot save bans and mutes").count(), 1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_dir(&file).unwrap();
+    d.wait_log_within("bans and mutes saved again", Duration::from_secs(8));
+}
+
+/// Each empty line at the nickname prompt re-sent the whole prompt.
+#[test]
+fn empty_lines_at_the_prompt_are_not_amplified() {
+    let d = Daemon::start();
+    let mut c = d.connect();
+    c.expect_greeting();
+    c.send("\r".repeat(10_000));
+    c.say("alice");
+    let line = c.line();
+    assert!(unstamp(&line).starts_with("* welcome, alice! "), "{line}");
+}

@@ -6,6 +6,22 @@ use chrono::{DateTime, Utc};
 
 use super::proto::{BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply};
 use crate::moderation::Rule;
+use crate::sanitize;
+
+/// `text` safe for an operator's terminal: line breaks stay, and every control, bidi or
+/// invisible character (say, from a hand-edited ban file or an old nickname) is shown as a
+/// `\u{...}` escape instead of acting on the terminal or hiding in the output.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && (c.is_control() || sanitize::is_hidden(c)) {
+            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// `list` as an aligned table, one connection per row.
 pub fn list_table(reply: &ListReply) -> String {
@@ -211,6 +227,15 @@ mod tests {
         );
         let col = lines[0].find("IGNORE").unwrap();
         assert_eq!(&lines[2][col..col + 3], "yes");
+    }
+
+    #[test]
+    fn terminal_controls_are_shown_as_escapes() {
+        assert_eq!(
+            shown("a\u{202e}b\x1b[2Jc\u{ad}d\ne"),
+            "a\\u{202e}b\\u{001b}[2Jc\\u{00ad}d\ne"
+        );
+        assert_eq!(shown("plain"), "plain");
     }
 
     #[test]

@@ -189,14 +189,14 @@ fn main() -> ExitCode {
     match reply {
         Ok(fields) => {
             if !args.json {
-                print!("{}", human(&command, fields));
+                print!("{}", display::shown(&human(&command, fields)));
             }
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            eprintln!("natterctl: {}", failure.message);
+            eprintln!("natterctl: {}", display::shown(&failure.message));
             for detail in failure.details {
-                eprintln!("  {detail}");
+                eprintln!("  {}", display::shown(&detail));
             }
             ExitCode::from(1)
         }
@@ -226,7 +226,7 @@ async fn watch(
         if json {
             println!("{line}");
         } else {
-            println!("{}", events::human(line));
+            println!("{}", display::shown(&events::human(line)));
         }
     })
     .await?;

@@ -224,6 +224,8 @@ fn new_rule(
 
 /// Takes ended bans and mutes out of the file every few seconds until shutdown.
 pub async fn expire_rules(daemon: Arc<Daemon>) {
+    // The file could not be written at the last try: said once, not every sweep.
+    let mut failing = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep(EXPIRY_SWEEP) => {}
@@ -235,10 +237,21 @@ pub async fn expire_rules(daemon: Arc<Daemon>) {
         if !rules.bans.iter().any(ended) && !rules.mutes.iter().any(ended) {
             continue;
         }
-        let purged = daemon.save(|rules| Some(rules.purge(now)));
-        let Ok(Some((bans, mutes))) = purged else {
-            continue;
+        let purged = daemon.moderation.update(|rules| Some(rules.purge(now)));
+        let (bans, mutes) = match purged {
+            Ok(Some(ended)) => ended,
+            Ok(None) => continue,
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    let path = daemon.moderation.path().display();
+                    error!(error = %e, path = %path, "cannot save bans and mutes; ended ones stay in the file (not in force) until it can");
+                }
+                continue;
+            }
         };
+        if std::mem::take(&mut failing) {
+            info!("bans and mutes saved again");
+        }
         for (kind, list) in [("ban", bans), ("mute", mutes)] {
             for rule in list {
                 let target = rule.target.to_string();

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::nick;
+use crate::{nick, sanitize};
 pub use store::{FILE_NAME, Moderation};
 
 /// Longest nickname a ban or mute may name (the longest `max_nick_len` allows).
@@ -109,9 +109,14 @@ impl FromStr for Target {
         if text.is_empty() {
             return Err("empty target: give an address, a range or a nickname".into());
         }
-        nick::validate(text, MAX_NICK)
+        // Cleaned as a nickname typed at the prompt is, so the rule holds what users see.
+        let nick: String = sanitize::clean(text.as_bytes())
+            .chars()
+            .filter(|&c| !sanitize::is_hidden(c))
+            .collect();
+        nick::validate(&nick, MAX_NICK)
             .map_err(|e| format!("not an address, range or valid nickname ({e}): {text}"))?;
-        Ok(Target::Nick(text.to_owned()))
+        Ok(Target::Nick(nick))
     }
 }
 

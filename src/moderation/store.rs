@@ -6,7 +6,7 @@
 //! always what the file says.
 
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -33,7 +33,7 @@ impl Moderation {
     /// dropping ended ones. A file
     /// that is there but cannot be read or understood is an error, never an empty list.
     pub fn open(dir: &Path) -> anyhow::Result<Moderation> {
-        dirs::private(dir).context("cannot use the state directory")?;
+        dirs::private(dir, 0o700).context("cannot use the state directory")?;
         let path = dir.join(FILE_NAME);
         let mut rules = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str::<Rules>(&text).with_context(|| {
@@ -92,29 +92,24 @@ impl Moderation {
     }
 }
 
-/// Writes `rules` to `path` atomically: a temporary file, fsync, rename, fsync of the
-/// directory. A crash leaves either the old file or the new one, never half of one.
+/// Writes `rules` to `path` atomically: a new temporary file (a fresh random name, created
+/// exclusively and 0600, so nothing planted in the directory is followed or overwritten),
+/// fsync, rename, fsync of the directory. A crash leaves either the old file or the new
+/// one, never half of one.
 fn save(path: &Path, rules: &Rules) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = path.with_extension("json.tmp");
     let mut text = serde_json::to_string_pretty(rules).map_err(io::Error::other)?;
     text.push('\n');
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    let mut temp = tempfile::Builder::new()
+        .prefix(".bans.")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    temp.write_all(text.as_bytes())?;
+    temp.as_file().sync_all()?;
+    // On failure the temporary file is removed when `temp` drops.
+    temp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
