@@ -87,9 +87,8 @@ pub fn fold(nick: &str) -> String {
         .collect()
 }
 
-/// Whether `nick` is one of `reserved` (compared as [`key`]s).
-pub fn is_reserved(nick: &str, reserved: &[String]) -> bool {
-    let key = key(nick);
+/// Whether the nickname whose [`key`] is `key` is one of `reserved`.
+pub fn is_reserved(key: &str, reserved: &[String]) -> bool {
     reserved.iter().any(|r| self::key(r) == key)
 }
 
@@ -170,8 +169,8 @@ mod tests {
     #[test]
     fn reserved_names() {
         let reserved = vec!["admin".to_owned(), "Root".to_owned()];
-        assert!(is_reserved("ADMIN", &reserved));
-        assert!(is_reserved("ｒｏｏｔ", &reserved));
-        assert!(!is_reserved("admins", &reserved));
+        assert!(is_reserved(&key("ADMIN"), &reserved));
+        assert!(is_reserved(&key("ｒｏｏｔ"), &reserved));
+        assert!(!is_reserved(&key("admins"), &reserved));
     }
 }

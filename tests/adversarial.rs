@@ -76,15 +76,21 @@ impl Flood {
     }
 }
 
-/// While `unit` floods natterd from one connection, alice and bob keep chatting without
+/// While `unit` floods natterd from as many connections as it has worker threads (one per
+/// core: a task that never yields holds a whole worker), alice and bob keep chatting without
 /// delay and natterctl answers; then SIGTERM stops natterd within its bound.
 fn others_are_unaffected(config: &str, nick: Option<&str>, unit: &[u8]) {
     let mut d = Daemon::with_config(config);
     let [mut alice, mut bob] = d.room(["alice", "bob"]);
-    let flood = Flood::start(&d, nick, unit);
-    if nick.is_some() {
-        alice.expect("* flooder joined");
-        bob.expect("* flooder joined");
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let mut floods = Vec::new();
+    for i in 0..workers {
+        let nick = nick.map(|n| format!("{n}{i}"));
+        floods.push(Flood::start(&d, nick.as_deref(), unit));
+        if let Some(nick) = nick {
+            alice.expect(&format!("* {nick} joined"));
+            bob.expect(&format!("* {nick} joined"));
+        }
     }
     let started = Instant::now();
     let mut delays = Vec::new();
@@ -130,7 +136,9 @@ fn others_are_unaffected(config: &str, nick: Option<&str>, unit: &[u8]) {
     d.signal(Signal::TERM);
     assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
     eprintln!("shutdown took {:?}", asked.elapsed());
-    flood.finish();
+    for flood in floods {
+        flood.finish();
+    }
 }
 
 #[test]

@@ -58,7 +58,7 @@ impl Session {
         let config = self.daemon.hub.config();
         let key = nick::key(line);
         let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
-            if nick::is_reserved(line, &config.chat.reserved_nicks) {
+            if nick::is_reserved(&key, &config.chat.reserved_nicks) {
                 Err(NickError::Reserved)
             } else {
                 Ok(())
