@@ -218,12 +218,7 @@ fn socket_permissions() {
 #[test]
 fn second_instance_stale_socket_and_squatters() {
     let d = Daemon::start();
-    let config = d.config.to_str().unwrap().to_owned();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
-        .args(["--config", &config])
-        .env("STATE_DIRECTORY", d.state_dir())
-        .output()
-        .unwrap();
+    let out = common::natterd_once(&d.config, &d.state_dir());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     let want = format!(
@@ -256,12 +251,7 @@ fn second_instance_stale_socket_and_squatters() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
-        .arg("--config")
-        .arg(dir.path().join("n.toml"))
-        .env("STATE_DIRECTORY", dir.path().join("state"))
-        .output()
-        .unwrap();
+    let out = common::natterd_once(&dir.path().join("n.toml"), &dir.path().join("state"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("exists and is not a socket"),

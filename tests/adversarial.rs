@@ -471,13 +471,10 @@ fn large_admin_replies() {
     drop(clients);
 }
 
-/// Eight admin connections that sent requests and never read the replies, with a ninth
-/// waiting for a place, kept natterd running long after SIGTERM.
-#[test]
-fn admin_connections_that_never_read() {
-    let mut d = Daemon::start();
+/// `n` admin connections that each send 20,000 requests and never read a reply.
+fn stall_admin(d: &Daemon, n: usize) -> Vec<std::os::unix::net::UnixStream> {
     let request = "{\"cmd\":\"stats\"}\n".repeat(20_000);
-    let stalled: Vec<std::os::unix::net::UnixStream> = (0..8)
+    (0..n)
         .map(|_| {
             let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
             s.set_write_timeout(Some(Duration::from_millis(500)))
@@ -485,7 +482,15 @@ fn admin_connections_that_never_read() {
             let _ = s.write_all(request.as_bytes());
             s
         })
-        .collect();
+        .collect()
+}
+
+/// Eight admin connections that sent requests and never read the replies, with a ninth
+/// waiting for a place, kept natterd running long after SIGTERM.
+#[test]
+fn admin_connections_that_never_read() {
+    let mut d = Daemon::start();
+    let stalled = stall_admin(&d, 8);
     // Each is closed once it has taken no reply bytes for the write timeout; meanwhile a
     // ninth waits, and is then served.
     let started = Instant::now();
@@ -494,15 +499,7 @@ fn admin_connections_that_never_read() {
     eprintln!("the ninth was served after {:?}", started.elapsed());
     d.wait_log("admin connection closed: it does not read its replies");
     // Again stalled, and SIGTERM: natterd ends within its bound.
-    let stalled_again: Vec<std::os::unix::net::UnixStream> = (0..9)
-        .map(|_| {
-            let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
-            s.set_write_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            let _ = s.write_all(request.as_bytes());
-            s
-        })
-        .collect();
+    let stalled_again = stall_admin(&d, 9);
     let asked = Instant::now();
     d.signal(Signal::TERM);
     assert_eq!(d.wait_exit(), Some(0), "{}", d.log());
@@ -796,13 +793,7 @@ fn writable_state_directory_and_planted_symlinks() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_natterd"))
-            .arg("--config")
-            .arg(&config)
-            .env("STATE_DIRECTORY", &state)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let out = common::natterd_once(&config, &state);
         assert_eq!(out.status.code(), Some(1), "{which} {mode:o}");
         let err = text(&out.stderr);
         assert!(

@@ -285,8 +285,8 @@ impl Session {
     /// Moves bytes both ways until the client is gone, or done and all its output is out.
     async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
         let (reader, mut writer) = stream.split();
-        // Read but not yet decoded: only what flood control holds back, so an idle
-        // connection keeps no read buffer (reads go through a buffer on the stack).
+        // Read but not yet decoded: only what flood control holds back or a turn's quota left,
+        // so an idle connection keeps no read buffer (reads go through a buffer on the stack).
         let mut input: Vec<u8> = Vec::new();
         let mut output = Vec::new();
         let mut written = 0;
@@ -295,8 +295,8 @@ impl Session {
         let mut flush_deadline = None;
         loop {
             // However fast input arrives and output drains, this task gives the runtime
-            // back after a bounded amount of work (tokio's cooperative budget): readiness
-            // checks and `try_read`/`try_write` alone never do.
+            // back after a bounded number of turns (tokio's cooperative budget), also on the
+            // paths where only `try_read`/`try_write` and a ready outbox run.
             tokio::task::coop::consume_budget().await;
             if self.outbox.is_aborted() {
                 return Leave::SendQueueFull;

@@ -460,6 +460,18 @@ pub fn with_test_limits(toml: &str) -> String {
     }
 }
 
+/// Runs natterd on `config` with its state in `state` until it exits by itself (as it does
+/// when it refuses to start); returns what it printed.
+pub fn natterd_once(config: &Path, state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_natterd"))
+        .arg("--config")
+        .arg(config)
+        .env("STATE_DIRECTORY", state)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run natterd")
+}
+
 /// Runs natterctl with `args`.
 pub fn natterctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_natterctl"))
