@@ -23,6 +23,16 @@ pub fn from_systemd(name: &str) -> Option<PathBuf> {
 /// what natterd keeps there in: owned by a user other than natterd's or root, or writable
 /// by its group or by others (as sshd's StrictModes does).
 pub fn private(dir: &Path, mode: u32) -> anyhow::Result<()> {
+    checked(dir, mode, false)
+}
+
+/// Like [`private`], but a sticky directory such as /tmp is accepted: others may add names
+/// there but not remove or replace natterd's, and the socket's own mode guards it.
+pub fn for_socket(dir: &Path, mode: u32) -> anyhow::Result<()> {
+    checked(dir, mode, true)
+}
+
+fn checked(dir: &Path, mode: u32, sticky_ok: bool) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -42,7 +52,8 @@ pub fn private(dir: &Path, mode: u32) -> anyhow::Result<()> {
             meta.uid()
         );
     }
-    if meta.mode() & 0o022 != 0 {
+    let sticky = meta.mode() & 0o1000 != 0;
+    if meta.mode() & 0o022 != 0 && !(sticky_ok && sticky) {
         bail!(
             "{} is writable by its group or by others (mode {:04o}); refusing to use it \
              (chmod go-w it)",

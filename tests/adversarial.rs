@@ -774,7 +774,13 @@ fn writable_state_directory_and_planted_symlinks() {
     // Group- or world-writable state and socket directories are refused at start.
     drop(d);
     let dir = tempfile::tempdir().unwrap();
-    for (which, mode) in [("state", 0o777), ("state", 0o770), ("run", 0o777)] {
+    for (which, mode) in [
+        ("state", 0o777),
+        ("state", 0o770),
+        ("state", 0o1777),
+        ("run", 0o777),
+        ("run", 0o770),
+    ] {
         let state = dir.path().join("state");
         let run = dir.path().join("run");
         for d in [&state, &run] {

@@ -79,7 +79,7 @@ pub fn bind(path: &Path, mode: u32) -> anyhow::Result<AdminSocket> {
     let dir = dir.context("the admin socket path needs a directory")?;
     // A directory made here lets the socket's group in when the socket does (0660).
     let dir_mode = if mode & 0o060 != 0 { 0o750 } else { 0o700 };
-    dirs::private(dir, dir_mode)?;
+    dirs::for_socket(dir, dir_mode)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {

@@ -294,10 +294,6 @@ impl Session {
         let mut progress = Instant::now();
         let mut flush_deadline = None;
         loop {
-            // However fast input arrives and output drains, this task gives the runtime
-            // back after a bounded number of turns (tokio's cooperative budget), also on the
-            // paths where only `try_read`/`try_write` and a ready outbox run.
-            tokio::task::coop::consume_budget().await;
             if self.outbox.is_aborted() {
                 return Leave::SendQueueFull;
             }
@@ -344,7 +340,11 @@ impl Session {
                         Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
                     }
                     if written == output.len() {
-                        // All out; see whether more was queued meanwhile.
+                        // All out; see whether more was queued meanwhile. This turn awaited
+                        // nothing, so it counts against tokio's cooperative budget: however
+                        // fast others fill the outbox, the task yields after a bounded number
+                        // of turns (the other turns await readiness, which counts already).
+                        tokio::task::coop::consume_budget().await;
                         continue;
                     }
                 } else if output.capacity() > 0 {
