@@ -876,3 +876,27 @@ fn empty_lines_at_the_prompt_are_not_amplified() {
     let line = c.line();
     assert!(unstamp(&line).starts_with("* welcome, alice! "), "{line}");
 }
+
+/// A line held back by flood control (or by a turn's quota) with nothing after it in the
+/// buffer waited for more input that might never come: with LF line ends (nc), the last
+/// line of a paste stayed stuck.
+#[test]
+fn the_last_held_line_of_a_paste_is_not_stuck() {
+    let d = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[limits]\nflood_burst = 2\nflood_rate = 20\n"
+    ));
+    let [mut alice, mut bob] = d.room(["alice", "bob"]);
+    let paste: String = (0..6).map(|i| format!("line {i}\n")).collect();
+    alice.send(&paste);
+    for i in 0..6 {
+        bob.expect(&format!("<alice> line {i}"));
+    }
+    // Unpaced too: more lines in one read than a turn's quota, the last one LF-ended.
+    let d = Daemon::start();
+    let [mut alice, mut bob] = d.room(["alice", "bob"]);
+    let paste: String = (0..40).map(|i| format!("quick {i}\n")).collect();
+    alice.send(&paste);
+    for i in 0..40 {
+        bob.expect(&format!("<alice> quick {i}"));
+    }
+}

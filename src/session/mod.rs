@@ -303,7 +303,9 @@ impl Session {
                 self.leaving = Some(close.into());
             }
             let now = Instant::now();
-            if !input.is_empty() {
+            // A held line (flood control, or a turn's quota) waits here even when no input
+            // is left behind it.
+            if !input.is_empty() || self.held.is_some() {
                 let used = self.process(&input, now);
                 input.drain(..used);
                 if input.is_empty() {
@@ -353,14 +355,16 @@ impl Session {
                 }
             }
             let idle = written == output.len();
-            let held_back = self.held.is_some() || self.flood.debt(now).is_some();
-            if idle && self.leaving.is_none() && !input.is_empty() && !held_back {
+            let held_back = self.flood.debt(now).is_some()
+                || self.held.is_some() && self.flood.wait(now).is_some();
+            let more = !input.is_empty() || self.held.is_some();
+            if idle && self.leaving.is_none() && more && !held_back {
                 // The turn's quota stopped processing with input left: let other tasks run
                 // first, then go on with it.
                 tokio::task::yield_now().await;
                 continue;
             }
-            let reading = idle && self.leaving.is_none() && input.is_empty() && !held_back;
+            let reading = idle && self.leaving.is_none() && !more && !held_back;
             if self.leaving.is_some() && flush_deadline.is_none() {
                 flush_deadline = Some(now + FLUSH_TIMEOUT);
             }
