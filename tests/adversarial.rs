@@ -559,8 +559,11 @@ fn rss_kib(pid: u32) -> u64 {
 fn stalled_readers_memory() {
     const READERS: usize = 200;
     const QUEUE: u64 = 16384;
+    // No join announcements: 200 of them would overflow the first readers' queues before the
+    // test begins (a server line that does not fit cuts a client off).
+    let quiet = BASE_CONFIG.replace("[chat]\n", "[chat]\nannounce_max = 1\n");
     let d = Daemon::with_config(&format!(
-        "{BASE_CONFIG}[limits]\nsend_queue_bytes = {QUEUE}\nwrite_timeout = 0\n"
+        "{quiet}[limits]\nsend_queue_bytes = {QUEUE}\nwrite_timeout = 0\n"
     ));
     let mut alice = d.login("alice");
     let readers: Vec<TcpStream> = (0..READERS)
@@ -569,10 +572,6 @@ fn stalled_readers_memory() {
     let deadline = Instant::now() + 3 * common::TIMEOUT;
     while stats_json(&d)["users_online"].as_u64() != Some(READERS as u64 + 1) {
         assert!(Instant::now() < deadline, "readers never logged in");
-    }
-    // alice reads her join lines, so only the readers fall behind.
-    for _ in 0..READERS {
-        alice.line();
     }
     let base = rss_kib(d.pid());
     fill_queues(&d, &mut alice);
