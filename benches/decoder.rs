@@ -2,7 +2,7 @@
 //! command parser. Reported in bytes per second.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use natter::codec::{Decoder, Event};
+use natter::codec::{Decoder, TelnetEvent};
 use natter::{command, sanitize};
 
 fn chat_input() -> Vec<u8> {
@@ -25,7 +25,7 @@ fn decode_all(input: &[u8]) -> usize {
     let mut rest = input;
     while !rest.is_empty() {
         let (used, event) = decoder.decode(rest);
-        if let Some(Event::Line(raw)) = event {
+        if let Some(TelnetEvent::Line(raw)) = event {
             let text = sanitize::clean(raw);
             if !text.is_empty() {
                 std::hint::black_box(command::parse(&text));

@@ -41,7 +41,7 @@ const NAK: u8 = 0x15;
 
 /// Something the decoder found in the input.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
+pub enum TelnetEvent<'a> {
     /// A complete line as raw bytes, telnet commands removed; may be empty.
     Line(&'a [u8]),
     /// The current line passed the limit; it is being discarded up to its end.
@@ -101,7 +101,7 @@ impl Decoder {
 
     /// Consumes `input` up to and including the byte that completes an event. Returns how
     /// many bytes were used and the event, if any; call again with the rest.
-    pub fn decode(&mut self, input: &[u8]) -> (usize, Option<Event<'_>>) {
+    pub fn decode(&mut self, input: &[u8]) -> (usize, Option<TelnetEvent<'_>>) {
         if self.line_taken {
             self.release_line();
         }
@@ -110,10 +110,10 @@ impl Decoder {
                 Step::Continue => {}
                 Step::Line => {
                     self.line_taken = true;
-                    return (i + 1, Some(Event::Line(&self.line)));
+                    return (i + 1, Some(TelnetEvent::Line(&self.line)));
                 }
-                Step::TooLong => return (i + 1, Some(Event::TooLong)),
-                Step::AreYouThere => return (i + 1, Some(Event::AreYouThere)),
+                Step::TooLong => return (i + 1, Some(TelnetEvent::TooLong)),
+                Step::AreYouThere => return (i + 1, Some(TelnetEvent::AreYouThere)),
             }
         }
         (input.len(), None)
@@ -301,10 +301,10 @@ mod tests {
             while !rest.is_empty() {
                 let (used, event) = d.decode(rest);
                 match event {
-                    Some(Event::Line(l)) if !l.is_empty() => lines.push(l.to_vec()),
-                    Some(Event::TooLong) => too_long += 1,
-                    Some(Event::Line(_)) => {}
-                    Some(Event::AreYouThere) | None => {}
+                    Some(TelnetEvent::Line(l)) if !l.is_empty() => lines.push(l.to_vec()),
+                    Some(TelnetEvent::TooLong) => too_long += 1,
+                    Some(TelnetEvent::Line(_)) => {}
+                    Some(TelnetEvent::AreYouThere) | None => {}
                 }
                 rest = &rest[used..];
                 replies.extend(d.take_replies().unwrap_or_default());
@@ -325,9 +325,9 @@ mod tests {
         assert_eq!(lines(b"a\nb\r\nc\rd\r\0e"), [b"a", b"b", b"c", b"d", b"e"]);
         let mut d = Decoder::new(512, true);
         // A bare CR completes the line without waiting for the next byte.
-        assert_eq!(d.decode(b"hello\r"), (6, Some(Event::Line(b"hello"))));
+        assert_eq!(d.decode(b"hello\r"), (6, Some(TelnetEvent::Line(b"hello"))));
         // ...and the LF that follows in another read is not a second line end.
-        assert_eq!(d.decode(b"\nx\n"), (3, Some(Event::Line(b"x"))));
+        assert_eq!(d.decode(b"\nx\n"), (3, Some(TelnetEvent::Line(b"x"))));
     }
 
     #[test]
@@ -337,7 +337,7 @@ mod tests {
         let mut empty = 0;
         while !input.is_empty() {
             let (used, event) = d.decode(input);
-            empty += usize::from(event == Some(Event::Line(b"")));
+            empty += usize::from(event == Some(TelnetEvent::Line(b"")));
             input = &input[used..];
         }
         assert_eq!(empty, 4);
@@ -417,7 +417,7 @@ mod tests {
             let mut rest = &chunk[..];
             while !rest.is_empty() {
                 let (used, event) = d.decode(rest);
-                notices += usize::from(event == Some(Event::TooLong));
+                notices += usize::from(event == Some(TelnetEvent::TooLong));
                 rest = &rest[used..];
             }
         }
@@ -440,7 +440,9 @@ mod tests {
                 let mut rest = part;
                 while !rest.is_empty() {
                     let (used, event) = d.decode(rest);
-                    if let Some(Event::Line(l)) = event.filter(|e| *e != Event::Line(b"")) {
+                    if let Some(TelnetEvent::Line(l)) =
+                        event.filter(|e| *e != TelnetEvent::Line(b""))
+                    {
                         got.push(l.to_vec());
                     }
                     rest = &rest[used..];
@@ -483,7 +485,7 @@ mod tests {
                 while !rest.is_empty() {
                     let (used, event) = d.decode(rest);
                     assert!(used > 0 && used <= rest.len());
-                    if let Some(Event::Line(raw)) = event {
+                    if let Some(TelnetEvent::Line(raw)) = event {
                         out.push(clean(raw));
                     }
                     assert!(d.line.len() <= max, "buffered {} > {max}", d.line.len());

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
-use crate::admin::proto::Connection;
 use crate::config::Config;
 use crate::format::Formatter;
 use crate::nick::{self, NickError};
@@ -25,8 +25,8 @@ pub type ClientId = u64;
 #[derive(Debug)]
 pub struct Hub {
     state: Mutex<State>,
-    /// The configuration in force; a reload swaps it.
-    config: RwLock<Arc<Config>>,
+    /// What the room needs of the configuration; a reload swaps it.
+    settings: RwLock<RoomSettings>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +51,33 @@ struct Client {
     quiet: bool,
 }
 
+/// One connection in `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Connection number, unique since start.
+    pub id: u64,
+    /// Null while the user is still choosing.
+    pub nick: Option<String>,
+    /// Remote address and port.
+    pub peer: String,
+    /// When it connected (RFC 3339, UTC).
+    pub since: String,
+    /// Seconds since the last line received.
+    pub idle_secs: u64,
+    /// In ignore mode.
+    pub ignoring: bool,
+    /// Lines received.
+    pub lines: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Bytes waiting to be sent.
+    pub queue_bytes: u64,
+    /// Group messages skipped because it read too slowly.
+    pub skipped: u64,
+}
+
 /// A group message was refused because its sender is in ignore mode.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ignoring;
@@ -68,31 +95,50 @@ pub struct Member {
     pub ignoring: bool,
 }
 
+/// What the room needs to know of the configuration; the daemon owns the configuration
+/// and hands the room these at start and at every reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomSettings {
+    /// `[chat] timestamps`.
+    pub timestamps: bool,
+    /// `[chat] announce_max`.
+    pub announce_max: usize,
+}
+
+impl From<&Config> for RoomSettings {
+    fn from(config: &Config) -> RoomSettings {
+        RoomSettings {
+            timestamps: config.chat.timestamps,
+            announce_max: config.chat.announce_max,
+        }
+    }
+}
+
 impl Hub {
-    /// An empty room run with `config`.
-    pub fn new(config: Config) -> Hub {
+    /// An empty room run with `settings`.
+    pub fn new(settings: RoomSettings) -> Hub {
         Hub {
             state: Mutex::default(),
-            config: RwLock::new(Arc::new(config)),
+            settings: RwLock::new(settings),
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The settings in force.
+    pub fn settings(&self) -> RoomSettings {
+        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts `config` in force for everything from now on.
-    pub fn set_config(&self, config: Config) {
-        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    /// Puts `settings` in force for everything from now on.
+    pub fn set_settings(&self, settings: RoomSettings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = settings;
     }
 
     /// How lines are formatted now.
     pub fn format(&self) -> Formatter {
-        Formatter::new(self.config().chat.timestamps)
+        Formatter::new(self.settings().timestamps)
     }
 
     /// Registers a new connection that has not chosen a nickname yet.
@@ -124,8 +170,8 @@ impl Hub {
         announce: impl FnOnce() -> bool,
     ) -> Result<Arc<str>, NickError> {
         let key = nick::key(nick);
-        let config = self.config();
-        let format = Formatter::new(config.chat.timestamps);
+        let settings = self.settings();
+        let format = Formatter::new(settings.timestamps);
         let mut state = self.lock();
         if state.nicks.contains_key(&key) {
             return Err(NickError::Taken);
@@ -141,7 +187,7 @@ impl Hub {
         };
         client.nick = Some(nick.clone());
         client.outbox.push(welcome);
-        let announced = announces(&config, online) && announce();
+        let announced = announces(settings, online) && announce();
         client.quiet = !announced;
         state.nicks.insert(key, id);
         state.peak = state.peak.max(online);
@@ -235,10 +281,10 @@ impl Hub {
     /// Removes `id`. If it was logged in, everyone else gets `* nick left`. Calling it again
     /// for the same id does nothing.
     pub fn leave(&self, id: ClientId) -> Option<Arc<str>> {
-        let config = self.config();
-        let format = Formatter::new(config.chat.timestamps);
+        let settings = self.settings();
+        let format = Formatter::new(settings.timestamps);
         let left = |nick: &str, online: usize, quiet: bool| {
-            (!quiet && announces(&config, online))
+            (!quiet && announces(settings, online))
                 .then(|| format.system(format_args!("{nick} left")))
         };
         self.remove(id, left)
@@ -398,8 +444,8 @@ impl Hub {
 }
 
 /// Whether joins and leaves are announced with `online` users in the room.
-fn announces(config: &Config, online: usize) -> bool {
-    let max = config.chat.announce_max;
+fn announces(settings: RoomSettings, online: usize) -> bool {
+    let max = settings.announce_max;
     max == 0 || online <= max
 }
 
@@ -417,9 +463,10 @@ mod tests {
 
     /// A hub whose lines carry no timestamps, so tests can compare them.
     fn plain_hub() -> Hub {
-        let mut config = Config::default();
-        config.chat.timestamps = false;
-        Hub::new(config)
+        Hub::new(RoomSettings {
+            timestamps: false,
+            announce_max: 0,
+        })
     }
 
     fn take(outbox: &Outbox) -> String {
@@ -487,10 +534,10 @@ mod tests {
 
     #[test]
     fn announcements_stop_above_announce_max() {
-        let mut config = Config::default();
-        config.chat.timestamps = false;
-        config.chat.announce_max = 2;
-        let hub = Hub::new(config);
+        let hub = Hub::new(RoomSettings {
+            timestamps: false,
+            announce_max: 2,
+        });
         let (_, ao) = user(&hub, "alice");
         let (b, _) = user(&hub, "bob");
         let (c, co) = user(&hub, "carol");

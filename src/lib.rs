@@ -22,7 +22,6 @@
 #![warn(missing_docs)]
 
 pub mod admin;
-pub mod bench;
 pub mod codec;
 pub mod command;
 pub mod config;

@@ -161,7 +161,7 @@ fn check(peer: SocketAddr, daemon: &Daemon) -> Result<Permit, Turned<'_>> {
             notice: Formatter::error(format_args!("{}", ban.banned_text())),
         });
     }
-    let limits = &daemon.hub.config().limits;
+    let limits = &daemon.config().limits;
     let per_minute = limits.connects_per_minute_per_ip;
     if let Err(wait) = daemon
         .connect_pace

@@ -544,15 +544,6 @@ fn fill_queues(d: &Daemon, from: &mut Client) {
     panic!("queues never filled");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap();
-    line.trim().trim_end_matches("kB").trim().parse().unwrap()
-}
-
 /// 400 stalled readers with 100 MB of queued text held 467 MB: the queues' bookkeeping was
 /// not counted. Now RSS stays within base + readers × send_queue_bytes × 1.25.
 #[test]
@@ -573,9 +564,9 @@ fn stalled_readers_memory() {
     while stats_json(&d)["users_online"].as_u64() != Some(READERS as u64 + 1) {
         assert!(Instant::now() < deadline, "readers never logged in");
     }
-    let base = rss_kib(d.pid());
+    let base = common::rss_kib(d.pid()).unwrap();
     fill_queues(&d, &mut alice);
-    let full = rss_kib(d.pid());
+    let full = common::rss_kib(d.pid()).unwrap();
     let bound = base + READERS as u64 * QUEUE * 5 / 4 / 1024;
     eprintln!("RSS {base} KiB with {READERS} readers, {full} KiB with full queues (bound {bound})");
     assert!(

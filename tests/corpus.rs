@@ -5,7 +5,7 @@
 mod common;
 
 use common::Daemon;
-use natter::codec::{Decoder, Event};
+use natter::codec::{Decoder, TelnetEvent};
 use natter::sanitize;
 
 struct Case {
@@ -113,8 +113,8 @@ fn decode(input: &[u8], chunk: usize) -> (Vec<String>, Vec<u8>, usize) {
         while !rest.is_empty() {
             let (used, event) = decoder.decode(rest);
             match event {
-                Some(Event::Line(raw)) => keep(raw, &mut lines),
-                Some(Event::TooLong) => too_long += 1,
+                Some(TelnetEvent::Line(raw)) => keep(raw, &mut lines),
+                Some(TelnetEvent::TooLong) => too_long += 1,
                 _ => {}
             }
             rest = &rest[used..];

@@ -124,7 +124,7 @@ fn two_thousand_clients_misbehaving() {
         let sampling = stop.clone();
         tokio::spawn(async move {
             while !sampling.load(Relaxed) {
-                peak.fetch_max(natter::bench::rss_kb(pid).unwrap_or(0), Relaxed);
+                peak.fetch_max(common::rss_kib(pid).unwrap_or(0), Relaxed);
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         });

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use natter::codec::{Decoder, Event};
+use natter::codec::{Decoder, TelnetEvent};
 use natter::{command, nick, sanitize};
 
 const MAX_LINE: usize = 128;
@@ -19,7 +19,7 @@ fn run(data: &[u8], cut: usize) -> Vec<String> {
         while !rest.is_empty() {
             let (used, event) = decoder.decode(rest);
             assert!(used > 0 && used <= rest.len());
-            if let Some(Event::Line(raw)) = event {
+            if let Some(TelnetEvent::Line(raw)) = event {
                 assert!(raw.len() <= MAX_LINE);
                 lines.push(sanitize::clean(raw));
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 
-use super::proto::{self, Command, Framed, Read};
+use super::proto::{self, AdminCommand, Framed, Read};
 
 /// Why no reply came.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub enum ClientError {
 /// Sends `command` to the natterd at `path` and returns its reply line, unparsed.
 pub async fn request(
     path: &Path,
-    command: &Command,
+    command: &AdminCommand,
     timeout: Duration,
 ) -> Result<String, ClientError> {
     let shown = path.display();
@@ -66,7 +66,7 @@ pub async fn watch(
     let mut framed = Framed::with_max(stream, proto::MAX_REPLY);
     let io_error = |e: io::Error| ClientError::NoAnswer(format!("talking to {shown}: {e}"));
     framed
-        .write_line(&proto::request_line(&Command::Watch))
+        .write_line(&proto::request_line(&AdminCommand::Watch))
         .await
         .map_err(io_error)?;
     let first = tokio::time::timeout(timeout, framed.read_line()).await;

@@ -2,7 +2,6 @@
 //! per line; see [`proto`]. Access is by file permissions on the socket and its directory.
 
 pub mod client;
-pub mod display;
 pub mod proto;
 mod watch;
 
@@ -24,7 +23,7 @@ use crate::dirs;
 use crate::events::Event;
 use crate::sanitize;
 use crate::stats::add;
-use proto::{Command, Failure, Framed, KickReply, ListReply, Read, WallReply};
+use proto::{AdminCommand, Failure, Framed, KickReply, ListReply, Read, WallReply};
 
 /// Admin connections served at once; more wait for a free place.
 const MAX_CONNECTIONS: usize = 8;
@@ -213,16 +212,16 @@ async fn serve_connection(
             Read::Line(line) => proto::parse_request(&line),
         };
         let name = match &command {
-            Ok(command) => command_name(command),
+            Ok(command) => command.name(),
             Err(_) => "invalid",
         };
         let shutdown = match &command {
-            Ok(Command::Shutdown { message }) => {
+            Ok(AdminCommand::Shutdown { message }) => {
                 Some(message.as_deref().map(clean).filter(|m| !m.is_empty()))
             }
             _ => None,
         };
-        if let Ok(Command::Watch) = command {
+        if let Ok(AdminCommand::Watch) = command {
             let Ok(watching) = watchers.clone().try_acquire_owned() else {
                 let failure = Failure::new(
                     "too_many_watchers",
@@ -273,33 +272,15 @@ async fn reply(framed: &mut Framed<UnixStream>, line: &str) -> bool {
     }
 }
 
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::List => "list",
-        Command::Kick { .. } => "kick",
-        Command::Wall { .. } => "wall",
-        Command::Stats => "stats",
-        Command::Reload => "reload",
-        Command::ReopenLogs => "reopen_logs",
-        Command::Shutdown { .. } => "shutdown",
-        Command::Ban { .. } => "ban",
-        Command::Unban { .. } => "unban",
-        Command::Bans => "bans",
-        Command::Mute { .. } => "mute",
-        Command::Unmute { .. } => "unmute",
-        Command::Watch => "watch",
-    }
-}
-
 /// Carries out one admin command from operator `uid`; the reply's fields as JSON.
-fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure> {
+fn execute(daemon: &Daemon, command: AdminCommand, uid: u32) -> Result<Value, Failure> {
     // Ban and mute reasons are cleaned where rules are made (`Daemon::ban`, `Daemon::mute`).
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
     match command {
-        Command::List => Ok(json(&ListReply {
+        AdminCommand::List => Ok(json(&ListReply {
             connections: daemon.hub.connections(),
         })),
-        Command::Kick { nick, reason } => {
+        AdminCommand::Kick { nick, reason } => {
             let reason = reason.as_deref().map(clean).filter(|r| !r.is_empty());
             match daemon.hub.kick(&nick, reason.as_deref()) {
                 Ok(nick) => {
@@ -321,7 +302,7 @@ fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure
                 Err(_) => Err(Failure::new("not_found", format!("no such user: {nick}"))),
             }
         }
-        Command::Wall { text } => {
+        AdminCommand::Wall { text } => {
             let text = clean(&text);
             if text.is_empty() {
                 return Err(Failure::new("bad_request", "wall needs some text"));
@@ -329,30 +310,32 @@ fn execute(daemon: &Daemon, command: Command, uid: u32) -> Result<Value, Failure
             let recipients = daemon.hub.wall(&text) as u64;
             Ok(json(&WallReply { recipients }))
         }
-        Command::Stats => Ok(json(&daemon.report())),
-        Command::Reload => daemon.reload().map(|reply| json(&reply)),
-        Command::ReopenLogs => {
+        AdminCommand::Stats => Ok(json(&daemon.report())),
+        AdminCommand::Reload => daemon.reload().map(|reply| json(&reply)),
+        AdminCommand::ReopenLogs => {
             daemon.logs.reopen();
             Ok(Value::Object(Default::default()))
         }
-        Command::Shutdown { .. } | Command::Watch => Ok(Value::Object(Default::default())),
-        Command::Ban {
+        AdminCommand::Shutdown { .. } | AdminCommand::Watch => {
+            Ok(Value::Object(Default::default()))
+        }
+        AdminCommand::Ban {
             target,
             for_secs,
             reason,
         } => daemon
             .ban(&target, secs(for_secs), reason, uid)
             .map(|r| json(&r)),
-        Command::Unban { target } => daemon.unban(&target, uid).map(|r| json(&r)),
-        Command::Bans => Ok(json(&daemon.bans())),
-        Command::Mute {
+        AdminCommand::Unban { target } => daemon.unban(&target, uid).map(|r| json(&r)),
+        AdminCommand::Bans => Ok(json(&daemon.bans())),
+        AdminCommand::Mute {
             nick,
             for_secs,
             reason,
         } => daemon
             .mute(&nick, secs(for_secs), reason, uid)
             .map(|r| json(&r)),
-        Command::Unmute { nick } => daemon.unmute(&nick, uid).map(|r| json(&r)),
+        AdminCommand::Unmute { nick } => daemon.unmute(&nick, uid).map(|r| json(&r)),
     }
 }
 

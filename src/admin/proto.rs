@@ -14,10 +14,15 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// 100,000 connections is about 30 MB), so this bounds natterctl's memory, not natterd's.
 pub const MAX_REPLY: usize = 1 << 30;
 
+pub use crate::daemon::outcome::{
+    BanReply, BansReply, Failure, MuteReply, ReloadReply, StatsReply, UnbanReply, UnmuteReply,
+};
+pub use crate::hub::Connection;
+
 /// What an operator asks natterd to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
+pub enum AdminCommand {
     /// Every connection.
     List,
     /// Disconnect a user, telling everyone why.
@@ -102,31 +107,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("watch", &[]),
 ];
 
-/// Why a request was refused; `code` is for scripts, `message` for people.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
-    /// Stable machine-readable cause, e.g. `not_found`, `bad_json`.
-    pub code: String,
-    /// One line for a person.
-    pub message: String,
-    /// Further lines, e.g. every error in a rejected config file.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
-
-impl Failure {
-    /// A failure without details.
-    pub fn new(code: &str, message: impl Into<String>) -> Failure {
-        Failure {
-            code: code.to_owned(),
-            message: message.into(),
-            details: Vec::new(),
-        }
-    }
-}
-
 /// Parses one request line into its `id` (if any) and command.
-pub fn parse_request(line: &str) -> (Option<Value>, Result<Command, Failure>) {
+pub fn parse_request(line: &str) -> (Option<Value>, Result<AdminCommand, Failure>) {
     let mut object = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(object)) => object,
         Ok(_) => {
@@ -162,13 +144,26 @@ pub fn parse_request(line: &str) -> (Option<Value>, Result<Command, Failure>) {
         let failure = Failure::new("bad_request", format!("{name} takes no field \"{stray}\""));
         return (id, Err(failure));
     }
-    let command = Command::deserialize(Value::Object(object))
+    let command = AdminCommand::deserialize(Value::Object(object))
         .map_err(|e| Failure::new("bad_request", e.to_string()));
     (id, command)
 }
 
+impl AdminCommand {
+    /// The command's name on the wire (`"list"`, `"ban"`, ...), as logged: its `cmd` tag,
+    /// so the name is written once, in the enum's serde attributes and [`COMMANDS`].
+    pub fn name(&self) -> &'static str {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let tag = value["cmd"].as_str().unwrap_or_default();
+        COMMANDS
+            .iter()
+            .find(|(name, _)| *name == tag)
+            .map_or("unknown", |(name, _)| name)
+    }
+}
+
 /// A request line for `command`.
-pub fn request_line(command: &Command) -> String {
+pub fn request_line(command: &AdminCommand) -> String {
     serde_json::to_string(command).unwrap_or_default()
 }
 
@@ -220,97 +215,11 @@ pub fn parse_response(line: &str) -> Result<Map<String, Value>, Failure> {
     Err(failure)
 }
 
-/// One connection in `list`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Connection {
-    /// Connection number, unique since start.
-    pub id: u64,
-    /// Null while the user is still choosing.
-    pub nick: Option<String>,
-    /// Remote address and port.
-    pub peer: String,
-    /// When it connected (RFC 3339, UTC).
-    pub since: String,
-    /// Seconds since the last line received.
-    pub idle_secs: u64,
-    /// In ignore mode.
-    pub ignoring: bool,
-    /// Lines received.
-    pub lines: u64,
-    /// Bytes received.
-    pub bytes_in: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
-    /// Bytes waiting to be sent.
-    pub queue_bytes: u64,
-    /// Group messages skipped because it read too slowly.
-    pub skipped: u64,
-}
-
 /// The reply to `list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListReply {
     /// Ordered by id.
     pub connections: Vec<Connection>,
-}
-
-/// The reply to `stats`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatsReply {
-    /// natterd's version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// Addresses accepting chat connections.
-    pub listen: Vec<String>,
-    /// Logged-in users now.
-    pub users_online: u64,
-    /// Most users online at once since start.
-    pub peak_users: u64,
-    /// Connections open now, logged in or not.
-    pub connections: u64,
-    /// Connections accepted since start.
-    pub accepted: u64,
-    /// Group and private messages passed on.
-    pub lines_relayed: u64,
-    /// Bytes received from clients.
-    pub bytes_in: u64,
-    /// Bytes sent to clients.
-    pub bytes_out: u64,
-    /// Users kicked by an operator.
-    pub kicks: u64,
-    /// Connections refused before the greeting, by cause.
-    pub refused: std::collections::BTreeMap<String, u64>,
-    /// Connections dropped by the server, by cause.
-    pub dropped: std::collections::BTreeMap<String, u64>,
-    /// Group messages skipped for slow readers.
-    pub skipped_messages: u64,
-    /// Log lines lost because the log file writer could not keep up.
-    pub log_lines_dropped: u64,
-    /// Log events clients caused that were not written, to keep the log bounded.
-    #[serde(default)]
-    pub log_events_suppressed: u64,
-    /// Messages refused because their sender was muted.
-    #[serde(default)]
-    pub muted_messages: u64,
-    /// `/report`s received from users.
-    #[serde(default)]
-    pub reports: u64,
-    /// Bans in force.
-    #[serde(default)]
-    pub bans: u64,
-    /// Mutes in force.
-    #[serde(default)]
-    pub mutes: u64,
-}
-
-/// The reply to `reload`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReloadReply {
-    /// Keys whose new values are in effect.
-    pub changed: Vec<String>,
-    /// Keys that changed in the file but keep their old value until a restart.
-    pub restart_needed: Vec<String>,
 }
 
 /// The reply to `kick`.
@@ -325,51 +234,6 @@ pub struct KickReply {
 pub struct WallReply {
     /// Users it was sent to.
     pub recipients: u64,
-}
-
-/// The reply to `ban`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BanReply {
-    /// What is banned, normalized (`10.1.2.3/8` is `10.0.0.0/8`).
-    pub target: String,
-    /// When it ends, if ever.
-    pub expires: Option<chrono::DateTime<chrono::Utc>>,
-    /// Users disconnected by it.
-    pub kicked: Vec<String>,
-}
-
-/// The reply to `unban`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnbanReply {
-    /// What is no longer banned.
-    pub target: String,
-}
-
-/// The reply to `mute`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MuteReply {
-    /// Who is muted.
-    pub nick: String,
-    /// When it ends, if ever.
-    pub expires: Option<chrono::DateTime<chrono::Utc>>,
-    /// Whether they are online (and were told).
-    pub online: bool,
-}
-
-/// The reply to `unmute`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnmuteReply {
-    /// Who is no longer muted.
-    pub nick: String,
-}
-
-/// The reply to `bans`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BansReply {
-    /// Bans in force, oldest first.
-    pub bans: Vec<crate::moderation::Rule>,
-    /// Mutes in force, oldest first.
-    pub mutes: Vec<crate::moderation::Rule>,
 }
 
 /// Line framing over a byte stream, with the line length bounded.
@@ -461,10 +325,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_command_has_its_wire_name() {
+        assert_eq!(AdminCommand::List.name(), "list");
+        assert_eq!(AdminCommand::ReopenLogs.name(), "reopen_logs");
+        let ban = AdminCommand::Ban {
+            target: "x".into(),
+            for_secs: None,
+            reason: None,
+        };
+        assert_eq!(ban.name(), "ban");
+        for (name, _) in COMMANDS {
+            let line = format!("{{\"cmd\":\"{name}\"}}");
+            if let (_, Ok(command)) = parse_request(&line) {
+                assert_eq!(command.name(), *name);
+            }
+        }
+    }
+
+    #[test]
     fn requests_parse_with_ids_and_precise_errors() {
         let (id, cmd) = parse_request(r#"{"cmd":"kick","nick":"bob","reason":"spam","id":7}"#);
         assert_eq!(id, Some(Value::from(7)));
-        let kick = Command::Kick {
+        let kick = AdminCommand::Kick {
             nick: "bob".into(),
             reason: Some("spam".into()),
         };

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::admin::proto::{Failure, ReloadReply, StatsReply};
 use crate::config::{self, Config, RESTART_KEYS};
 use crate::events::{Event, Events};
-use crate::hub::Hub;
+use crate::format::Formatter;
+use crate::hub::{Hub, RoomSettings};
 use crate::limits::Limiter;
 use crate::log_gate::LogGate;
 use crate::logging::Logs;
@@ -24,6 +24,9 @@ use crate::stats::{Stats, get};
 use crate::systemd;
 
 mod moderate;
+pub mod outcome;
+
+pub use outcome::{Failure, ReloadReply, StatsReply};
 
 pub use moderate::expire_rules;
 
@@ -32,6 +35,8 @@ pub use moderate::expire_rules;
 pub struct Daemon {
     /// Who is online.
     pub hub: Hub,
+    /// The configuration in force; a reload swaps it.
+    config: RwLock<Arc<Config>>,
     /// Totals since start.
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
@@ -82,7 +87,8 @@ impl Daemon {
             report_pace: Pace::default(),
             announce_pace: Pace::default(),
             refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
-            hub: Hub::new(config),
+            hub: Hub::new(RoomSettings::from(&config)),
+            config: RwLock::new(Arc::new(config)),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
             limiter: Arc::default(),
@@ -143,7 +149,7 @@ impl Daemon {
         if !self.listen_override.is_empty() {
             new.server.listen.clone_from(&self.listen_override);
         }
-        let running = self.hub.config();
+        let running = self.config();
         let (restart_needed, changed) = running
             .changed_keys(&new)
             .into_iter()
@@ -151,11 +157,30 @@ impl Daemon {
         if new.log.level != running.log.level {
             self.logs.set_level(&new.log.level);
         }
-        self.hub.set_config(new.keeping_restart_keys(&running));
+        self.set_config(new.keeping_restart_keys(&running));
         Ok(ReloadReply {
             changed,
             restart_needed,
         })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `config` in force for everything from now on, the room's settings included.
+    fn set_config(&self, config: Config) {
+        self.hub.set_settings(RoomSettings::from(&config));
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// How lines are formatted now.
+    pub fn format(&self) -> Formatter {
+        self.hub.format()
     }
 
     /// Starts a graceful shutdown, with `message` for the users. Returns false if one was

@@ -8,7 +8,7 @@ use chrono::{SubsecRound, Utc};
 use tracing::{error, info};
 
 use super::Daemon;
-use crate::admin::proto::{BanReply, BansReply, Failure, MuteReply, UnbanReply, UnmuteReply};
+use super::outcome::{BanReply, BansReply, Failure, MuteReply, UnbanReply, UnmuteReply};
 use crate::events::Event;
 use crate::format::Formatter;
 use crate::moderation::{self, Rule, Target};

@@ -55,7 +55,7 @@ impl Session {
         if command::parse(line) == Command::Quit {
             return self.leave(Leave::Quit);
         }
-        let config = self.daemon.hub.config();
+        let config = self.daemon.config();
         let key = nick::key(line);
         let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
             if nick::is_reserved(&key, &config.chat.reserved_nicks) {
@@ -126,7 +126,7 @@ impl Session {
         let hub = &self.daemon.hub;
         let relayed = &self.daemon.stats.lines_relayed;
         // One look at the live configuration per line: formatting and chat logging.
-        let config = hub.config();
+        let config = self.daemon.config();
         let format = Formatter::new(config.chat.timestamps);
         let command = command::parse(line);
         if matches!(command, Command::Say(_) | Command::Whisper { .. })

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::codec::{Decoder, Event, TELNET_HELLO};
+use crate::codec::{Decoder, TELNET_HELLO, TelnetEvent};
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::events;
@@ -124,7 +124,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
     let _permit = permit;
     let started = Instant::now();
     // Settings read at connect hold for the whole connection; a reload affects new ones.
-    let config = daemon.hub.config();
+    let config = daemon.config();
     let outbox = Arc::new(Outbox::new(config.limits.send_queue_bytes));
     let meter = Arc::new(Meter::default());
     let id = daemon.hub.connect(peer, outbox.clone(), meter.clone());
@@ -507,11 +507,11 @@ impl Session {
             data = &data[used..];
             events += usize::from(event.is_some());
             let line = match event {
-                Some(Event::Line(raw)) => Some(sanitize::clean(raw)),
+                Some(TelnetEvent::Line(raw)) => Some(sanitize::clean(raw)),
                 _ => None,
             };
-            let too_long = event == Some(Event::TooLong);
-            let are_you_there = event == Some(Event::AreYouThere);
+            let too_long = event == Some(TelnetEvent::TooLong);
+            let are_you_there = event == Some(TelnetEvent::AreYouThere);
             let commands = self.decoder.take_commands();
             if commands > 0 {
                 self.flood

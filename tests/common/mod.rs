@@ -472,6 +472,13 @@ pub fn natterd_once(config: &Path, state: &Path) -> Output {
         .expect("run natterd")
 }
 
+/// The resident memory of process `pid` in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// Runs natterctl with `args`.
 pub fn natterctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_natterctl"))

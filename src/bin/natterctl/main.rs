@@ -11,11 +11,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use natter::admin::client::{self, ClientError};
 use natter::admin::proto::{
-    self, BanReply, BansReply, Command, ListReply, MuteReply, ReloadReply, StatsReply,
+    self, AdminCommand, BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply,
 };
-use natter::admin::{display, socket_path};
+use natter::admin::socket_path;
 use natter::{config, events};
 use serde_json::{Map, Value};
+
+mod display;
 
 /// Control a running natterd: list, kick, ban, mute, watch, broadcast, reload, shut down.
 #[derive(Parser)]
@@ -122,39 +124,7 @@ fn main() -> ExitCode {
         },
         (None, None) => natter::admin::default_socket_path(),
     };
-    let command = match args.command {
-        Cmd::List => Command::List,
-        Cmd::Kick { nick, reason } => Command::Kick { nick, reason },
-        Cmd::Wall { text } => Command::Wall {
-            text: text.join(" "),
-        },
-        Cmd::Stats => Command::Stats,
-        Cmd::Reload => Command::Reload,
-        Cmd::ReopenLogs => Command::ReopenLogs,
-        Cmd::Shutdown { message } => Command::Shutdown { message },
-        Cmd::Ban {
-            target,
-            duration,
-            reason,
-        } => Command::Ban {
-            target,
-            for_secs: duration.map(|d| d.as_secs()),
-            reason,
-        },
-        Cmd::Unban { target } => Command::Unban { target },
-        Cmd::Bans => Command::Bans,
-        Cmd::Mute {
-            nick,
-            duration,
-            reason,
-        } => Command::Mute {
-            nick,
-            for_secs: duration.map(|d| d.as_secs()),
-            reason,
-        },
-        Cmd::Unmute { nick } => Command::Unmute { nick },
-        Cmd::Watch => Command::Watch,
-    };
+    let command = AdminCommand::from(args.command);
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
         eprintln!("natterctl: --timeout must be a positive number of seconds");
         return ExitCode::from(2);
@@ -166,7 +136,7 @@ fn main() -> ExitCode {
         eprintln!("natterctl: cannot start");
         return ExitCode::FAILURE;
     };
-    let exchange = if command == Command::Watch {
+    let exchange = if command == AdminCommand::Watch {
         runtime.block_on(watch(&path, timeout, args.json))
     } else {
         runtime.block_on(client::request(&path, &command, timeout))
@@ -183,7 +153,7 @@ fn main() -> ExitCode {
         }
     };
     let reply = proto::parse_response(&line);
-    if args.json && command != Command::Watch {
+    if args.json && command != AdminCommand::Watch {
         println!("{line}");
     }
     match reply {
@@ -199,6 +169,45 @@ fn main() -> ExitCode {
                 eprintln!("  {}", display::shown(&detail));
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The command line's command as the request natterd reads.
+impl From<Cmd> for AdminCommand {
+    fn from(cmd: Cmd) -> AdminCommand {
+        match cmd {
+            Cmd::List => AdminCommand::List,
+            Cmd::Kick { nick, reason } => AdminCommand::Kick { nick, reason },
+            Cmd::Wall { text } => AdminCommand::Wall {
+                text: text.join(" "),
+            },
+            Cmd::Stats => AdminCommand::Stats,
+            Cmd::Reload => AdminCommand::Reload,
+            Cmd::ReopenLogs => AdminCommand::ReopenLogs,
+            Cmd::Shutdown { message } => AdminCommand::Shutdown { message },
+            Cmd::Ban {
+                target,
+                duration,
+                reason,
+            } => AdminCommand::Ban {
+                target,
+                for_secs: duration.map(|d| d.as_secs()),
+                reason,
+            },
+            Cmd::Unban { target } => AdminCommand::Unban { target },
+            Cmd::Bans => AdminCommand::Bans,
+            Cmd::Mute {
+                nick,
+                duration,
+                reason,
+            } => AdminCommand::Mute {
+                nick,
+                for_secs: duration.map(|d| d.as_secs()),
+                reason,
+            },
+            Cmd::Unmute { nick } => AdminCommand::Unmute { nick },
+            Cmd::Watch => AdminCommand::Watch,
         }
     }
 }
@@ -250,28 +259,32 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The reply to `command` for a person to read.
-fn human(command: &Command, fields: Map<String, Value>) -> String {
+fn human(command: &AdminCommand, fields: Map<String, Value>) -> String {
     let value = Value::Object(fields);
     let parse = |what| format!("natterd's {what} reply was unreadable\n");
     match command {
-        Command::List => serde_json::from_value::<ListReply>(value)
+        AdminCommand::List => serde_json::from_value::<ListReply>(value)
             .map_or_else(|_| parse("list"), |r| display::list_table(&r)),
-        Command::Stats => serde_json::from_value::<StatsReply>(value)
+        AdminCommand::Stats => serde_json::from_value::<StatsReply>(value)
             .map_or_else(|_| parse("stats"), |r| display::stats_lines(&r)),
-        Command::Reload => serde_json::from_value::<ReloadReply>(value)
+        AdminCommand::Reload => serde_json::from_value::<ReloadReply>(value)
             .map_or_else(|_| parse("reload"), |r| display::reload_summary(&r)),
-        Command::Kick { .. } => format!("kicked {}\n", value["nick"].as_str().unwrap_or("?")),
-        Command::Wall { .. } => format!("sent to {} user(s)\n", value["recipients"]),
-        Command::Shutdown { .. } => "natterd is shutting down\n".to_owned(),
-        Command::ReopenLogs => "log file reopened\n".to_owned(),
-        Command::Ban { .. } => serde_json::from_value::<BanReply>(value)
+        AdminCommand::Kick { .. } => format!("kicked {}\n", value["nick"].as_str().unwrap_or("?")),
+        AdminCommand::Wall { .. } => format!("sent to {} user(s)\n", value["recipients"]),
+        AdminCommand::Shutdown { .. } => "natterd is shutting down\n".to_owned(),
+        AdminCommand::ReopenLogs => "log file reopened\n".to_owned(),
+        AdminCommand::Ban { .. } => serde_json::from_value::<BanReply>(value)
             .map_or_else(|_| parse("ban"), |r| display::ban_summary(&r)),
-        Command::Unban { .. } => format!("unbanned {}\n", value["target"].as_str().unwrap_or("?")),
-        Command::Bans => serde_json::from_value::<BansReply>(value)
+        AdminCommand::Unban { .. } => {
+            format!("unbanned {}\n", value["target"].as_str().unwrap_or("?"))
+        }
+        AdminCommand::Bans => serde_json::from_value::<BansReply>(value)
             .map_or_else(|_| parse("bans"), |r| display::bans_table(&r)),
-        Command::Mute { .. } => serde_json::from_value::<MuteReply>(value)
+        AdminCommand::Mute { .. } => serde_json::from_value::<MuteReply>(value)
             .map_or_else(|_| parse("mute"), |r| display::mute_summary(&r)),
-        Command::Unmute { .. } => format!("unmuted {}\n", value["nick"].as_str().unwrap_or("?")),
-        Command::Watch => String::new(),
+        AdminCommand::Unmute { .. } => {
+            format!("unmuted {}\n", value["nick"].as_str().unwrap_or("?"))
+        }
+        AdminCommand::Watch => String::new(),
     }
 }

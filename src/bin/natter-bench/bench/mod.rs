@@ -25,9 +25,9 @@ const WINDOW: u64 = 32;
 /// Measuring starts after this much sending.
 const WARMUP: Duration = Duration::from_secs(1);
 
-/// Where and how to run.
+/// The natterd under test: where it listens and how to reach it.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Natterd {
     /// natterd's chat address.
     pub server: SocketAddr,
     /// Loopback source addresses to spread clients over (127.0.0.1 ..).
@@ -64,7 +64,7 @@ impl Drop for Room {
 
 /// Logs in `n` clients named `r<room>b0..`; the last `deaf` of them never read. Waits until every
 /// reading client has seen every later client's join line.
-pub async fn fill(target: &Target, n: usize, senders: usize, deaf: usize) -> anyhow::Result<Room> {
+pub async fn fill(target: &Natterd, n: usize, senders: usize, deaf: usize) -> anyhow::Result<Room> {
     let shared = Shared::new(senders);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -148,7 +148,7 @@ async fn wait_for(done: impl Fn() -> bool, limit: Duration) -> bool {
     true
 }
 
-fn bar(target: &Target, len: u64, what: &'static str) -> ProgressBar {
+fn bar(target: &Natterd, len: u64, what: &'static str) -> ProgressBar {
     if !target.progress {
         return ProgressBar::hidden();
     }
@@ -196,7 +196,7 @@ pub struct ConnsReport {
 }
 
 /// Holds `n` idle logged-in clients for `hold`.
-pub async fn conns(target: &Target, n: usize, hold: Duration) -> anyhow::Result<ConnsReport> {
+pub async fn conns(target: &Natterd, n: usize, hold: Duration) -> anyhow::Result<ConnsReport> {
     let before = target.pid.and_then(rss_kb);
     let room = fill(target, n, 0, 0).await?;
     // natterd's allocator hands the announcement storm's memory back over a few seconds:
@@ -325,7 +325,7 @@ async fn inspect(mut read: OwnedReadHalf) -> SlowClient {
 }
 
 /// Runs a fan-out: senders send, everyone reads (but the deaf), for `load.duration`.
-pub async fn fanout(target: &Target, load: Load) -> anyhow::Result<FanoutReport> {
+pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport> {
     if load.senders == 0 || load.senders + load.deaf > load.clients {
         bail!("need 1 to clients - deaf senders");
     }

@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::proto::{BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply};
-use crate::moderation::Rule;
-use crate::sanitize;
+use natter::admin::proto::{BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply};
+use natter::moderation::Rule;
+use natter::sanitize;
 
 /// `text` safe for an operator's terminal: line breaks stay, and every control, bidi or
 /// invisible character (say, from a hand-edited ban file or an old nickname) is shown as a
@@ -194,7 +194,7 @@ pub fn reload_summary(r: &ReloadReply) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::proto::Connection;
+    use natter::admin::proto::Connection;
 
     #[test]
     fn table_columns_line_up() {

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use natter::bench::{self, FanoutReport, Load, Target, chart};
+
+use bench::{FanoutReport, Load, Natterd, chart};
+
+mod bench;
 
 /// Load generator for natterd (run natterd with flood control off: [limits] flood_rate = 0).
 #[derive(Parser)]
@@ -116,7 +119,7 @@ impl FanoutArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let target = Target {
+    let target = Natterd {
         server: SocketAddr::new(args.host, args.port),
         sources: args.sources.max(1),
         pid: args.pid,
@@ -154,7 +157,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(target: &Target, scenario: Scenario, json: bool) -> anyhow::Result<()> {
+async fn run(target: &Natterd, scenario: Scenario, json: bool) -> anyhow::Result<()> {
     match scenario {
         Scenario::Conns { n, hold } => {
             let r = bench::conns(target, n, Duration::from_secs(hold)).await?;
