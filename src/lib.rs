@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod cause;
 pub mod codec;
 pub mod command;
 pub mod config;

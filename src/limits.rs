@@ -7,32 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Why a connection was turned away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// `max_clients` connections are open.
-    ServerFull,
-    /// `max_clients_per_ip` connections are open from this address.
-    TooManyFromAddress,
-}
-
-impl Refusal {
-    /// The cause as logged and counted.
-    pub fn cause(self) -> &'static str {
-        match self {
-            Refusal::ServerFull => "server_full",
-            Refusal::TooManyFromAddress => "too_many_from_address",
-        }
-    }
-
-    /// The line the client gets before the connection closes.
-    pub fn notice(self) -> &'static str {
-        match self {
-            Refusal::ServerFull => "! server full\r\n",
-            Refusal::TooManyFromAddress => "! too many connections from your address\r\n",
-        }
-    }
-}
+use crate::cause::Refused;
 
 /// Open connections, in all and per address.
 #[derive(Debug, Default)]
@@ -61,14 +36,14 @@ impl Limiter {
         ip: IpAddr,
         max_total: usize,
         max_per_ip: usize,
-    ) -> Result<Permit, Refusal> {
+    ) -> Result<Permit, Refused> {
         let mut counts = self.lock();
         if max_total > 0 && counts.total >= max_total {
-            return Err(Refusal::ServerFull);
+            return Err(Refused::ServerFull);
         }
         let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
         if max_per_ip > 0 && from_ip >= max_per_ip {
-            return Err(Refusal::TooManyFromAddress);
+            return Err(Refused::TooManyFromAddress);
         }
         counts.total += 1;
         counts.per_ip.insert(ip, from_ip + 1);
@@ -114,10 +89,10 @@ mod tests {
         let _p2 = limiter.admit(a, 3, 2).unwrap();
         assert_eq!(
             limiter.admit(a, 3, 2).unwrap_err(),
-            Refusal::TooManyFromAddress
+            Refused::TooManyFromAddress
         );
         let _p3 = limiter.admit(b, 3, 2).unwrap();
-        assert_eq!(limiter.admit(b, 3, 2).unwrap_err(), Refusal::ServerFull);
+        assert_eq!(limiter.admit(b, 3, 2).unwrap_err(), Refused::ServerFull);
         drop(p1);
         let _p4 = limiter.admit(a, 4, 2).unwrap();
         assert_eq!(limiter.open(), 3);

@@ -41,6 +41,17 @@ struct Inner {
     skipped_total: u64,
 }
 
+/// What [`Outbox::wake`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    /// The client was cut off: a line that had to arrive did not fit.
+    pub aborted: bool,
+    /// The connection is to end once what is queued is written.
+    pub closing: Option<Close>,
+    /// Group messages the client missed, told in the lines just taken.
+    pub skipped: Option<u64>,
+}
+
 /// Why the server ends a connection after its queued lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Close {
@@ -109,29 +120,27 @@ impl Outbox {
         fits
     }
 
+    /// What a session does on a wake-up, under one lock: learns whether it was cut off or is
+    /// closing, and, when `into` is given (all earlier output is written), takes the next
+    /// lines into it as [`Outbox::drain_into`] does.
+    pub fn wake(&self, into: Option<&mut Vec<u8>>, max: usize) -> Wake {
+        let mut inner = self.lock();
+        let skipped = match into {
+            Some(buf) if !inner.aborted => drain(&mut inner, buf, max),
+            _ => None,
+        };
+        Wake {
+            aborted: inner.aborted,
+            closing: inner.closing,
+            skipped,
+        }
+    }
+
     /// Moves queued lines into `buf` until it holds at least `max` bytes or the queue is
     /// empty. Once it is empty, a note of any skipped messages follows; their number is
     /// returned.
     pub fn drain_into(&self, buf: &mut Vec<u8>, max: usize) -> Option<u64> {
-        let mut inner = self.lock();
-        while buf.len() < max {
-            let Some(line) = inner.queue.pop_front() else {
-                break;
-            };
-            inner.bytes -= line.len();
-            inner.cost -= line.len() + LINE_OVERHEAD;
-            buf.extend_from_slice(&line);
-        }
-        if inner.queue.is_empty() && inner.queue.capacity() > 8 {
-            // A burst (say, a storm of joins) is over; don't keep its bookkeeping.
-            inner.queue = VecDeque::new();
-        }
-        if inner.queue.is_empty() && inner.skipped_untold > 0 {
-            let n = std::mem::take(&mut inner.skipped_untold);
-            buf.extend_from_slice(&skipped_note(n));
-            return Some(n);
-        }
-        None
+        drain(&mut self.lock(), buf, max)
     }
 
     /// Group messages skipped for this client since it connected.
@@ -188,6 +197,28 @@ impl Outbox {
         // The queue stays consistent even if a holder panicked, so poisoning is ignored.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Moves queued lines into `buf` (see [`Outbox::drain_into`]).
+fn drain(inner: &mut Inner, buf: &mut Vec<u8>, max: usize) -> Option<u64> {
+    while buf.len() < max {
+        let Some(line) = inner.queue.pop_front() else {
+            break;
+        };
+        inner.bytes -= line.len();
+        inner.cost -= line.len() + LINE_OVERHEAD;
+        buf.extend_from_slice(&line);
+    }
+    if inner.queue.is_empty() && inner.queue.capacity() > 8 {
+        // A burst (say, a storm of joins) is over; don't keep its bookkeeping.
+        inner.queue = VecDeque::new();
+    }
+    if inner.queue.is_empty() && inner.skipped_untold > 0 {
+        let n = std::mem::take(&mut inner.skipped_untold);
+        buf.extend_from_slice(&skipped_note(n));
+        return Some(n);
+    }
+    None
 }
 
 /// What a client that missed `n` group messages is told once it has caught up.

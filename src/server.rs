@@ -3,7 +3,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,10 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::cause::Refused;
 use crate::daemon::Daemon;
-use crate::events::Event;
 use crate::format::Formatter;
-use crate::limits::{Permit, Refusal};
+use crate::limits::Permit;
 use crate::session;
 use crate::stats::add;
 
@@ -109,19 +108,8 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
     let span = info_span!("conn", %peer);
     let permit = match check(peer, daemon) {
         Ok(permit) => permit,
-        Err(Turned {
-            cause,
-            counter,
-            notice,
-        }) => {
-            add(counter, 1);
-            if daemon.log_gate.allow_shared() {
-                span.in_scope(|| info!(cause, "connection refused"));
-            }
-            daemon.events.emit(|| Event::Refused {
-                peer: peer.to_string(),
-                cause: cause.into(),
-            });
+        Err((cause, notice)) => {
+            span.in_scope(|| daemon.refused(cause, peer));
             refuse(stream, notice, daemon);
             return;
         }
@@ -141,51 +129,35 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
     daemon.tracker.spawn(task.instrument(span));
 }
 
-/// Why a connection is turned away: the cause as logged and counted, its counter, and the
-/// line the client gets.
-struct Turned<'a> {
-    cause: &'static str,
-    counter: &'a AtomicU64,
-    notice: Bytes,
-}
-
-/// Admits a connection from `peer`, or says why not: a ban on its address, its address
-/// connecting too often, or the connection limits.
-fn check(peer: SocketAddr, daemon: &Daemon) -> Result<Permit, Turned<'_>> {
-    let stats = &daemon.stats;
+/// Admits a connection from `peer`, or says why not, with the line the client gets: a ban
+/// on its address, its address connecting too often, or the connection limits.
+fn check(peer: SocketAddr, daemon: &Daemon) -> Result<Permit, (Refused, Bytes)> {
     let rules = daemon.moderation.rules();
     if let Some(ban) = rules.ban_on_addr(peer.ip(), chrono::Utc::now()) {
-        return Err(Turned {
-            cause: "banned",
-            counter: &stats.refused_banned,
-            notice: Formatter::error(format_args!("{}", ban.banned_text())),
-        });
+        let notice = Formatter::error(format_args!("{}", ban.banned_text()));
+        return Err((Refused::Banned, notice));
     }
     let limits = &daemon.config().limits;
     let per_minute = limits.connects_per_minute_per_ip;
-    if let Err(wait) = daemon
+    let paced = daemon
         .connect_pace
-        .take(peer.ip(), per_minute, per_minute, Instant::now())
-    {
+        .take(peer.ip(), per_minute, per_minute, Instant::now());
+    if let Err(wait) = paced {
         let secs = wait.as_secs() + 1;
-        return Err(Turned {
-            cause: "connect_rate",
-            counter: &stats.refused_connect_rate,
-            notice: Formatter::error(format_args!(
-                "too many connections from your address; try again in {secs} s"
-            )),
-        });
+        let notice = Formatter::error(format_args!(
+            "too many connections from your address; try again in {secs} s"
+        ));
+        return Err((Refused::ConnectRate, notice));
     }
     let permit = daemon
         .limiter
         .admit(peer.ip(), limits.max_clients, limits.max_clients_per_ip);
-    permit.map_err(|refusal| Turned {
-        cause: refusal.cause(),
-        counter: match refusal {
-            Refusal::ServerFull => &stats.refused_server_full,
-            Refusal::TooManyFromAddress => &stats.refused_per_address,
-        },
-        notice: Bytes::from_static(refusal.notice().as_bytes()),
+    permit.map_err(|cause| {
+        let notice: &'static [u8] = match cause {
+            Refused::ServerFull => b"! server full\r\n",
+            _ => b"! too many connections from your address\r\n",
+        };
+        (cause, Bytes::from_static(notice))
     })
 }
 

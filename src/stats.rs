@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crate::cause::{Dropped, Refused};
+
 /// Server-wide totals since start.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -19,30 +21,42 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     /// Users kicked by an operator.
     pub kicks: AtomicU64,
-    /// Clients dropped because their send queue overflowed.
-    pub dropped_send_queue: AtomicU64,
-    /// Clients dropped because they accepted no output for too long.
-    pub dropped_write_timeout: AtomicU64,
-    /// Connections closed because no nickname was chosen in time.
-    pub dropped_login_timeout: AtomicU64,
-    /// Users disconnected for sending nothing for too long.
-    pub dropped_idle_timeout: AtomicU64,
-    /// Connections refused because the server was full.
-    pub refused_server_full: AtomicU64,
-    /// Connections refused because their address had too many open.
-    pub refused_per_address: AtomicU64,
-    /// Connections refused because their address connected too often.
-    pub refused_connect_rate: AtomicU64,
+    /// Connections and logins refused, by cause ([`Stats::refused`]).
+    refused: [AtomicU64; Refused::ALL.len()],
+    /// Connections the server ended, by cause ([`Stats::dropped`]).
+    dropped: [AtomicU64; Dropped::ALL.len()],
     /// Group messages skipped for slow readers.
     pub skipped_messages: AtomicU64,
-    /// Connections refused because their address is banned.
-    pub refused_banned: AtomicU64,
-    /// Logins refused because the nickname is banned.
-    pub refused_banned_nick: AtomicU64,
     /// Messages refused because their sender is muted.
     pub muted_messages: AtomicU64,
     /// `/report`s received.
     pub reports: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one refusal for `cause`.
+    pub fn refuse(&self, cause: Refused) {
+        add(&self.refused[cause as usize], 1);
+    }
+
+    /// Counts one connection ended for `cause`.
+    pub fn drop_for(&self, cause: Dropped) {
+        add(&self.dropped[cause as usize], 1);
+    }
+
+    /// Refusals by cause, every cause listed.
+    pub fn refused(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Refused::ALL
+            .into_iter()
+            .map(|c| (c.name(), get(&self.refused[c as usize])))
+    }
+
+    /// Connections ended by cause, every cause listed.
+    pub fn dropped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Dropped::ALL
+            .into_iter()
+            .map(|c| (c.name(), get(&self.dropped[c as usize])))
+    }
 }
 
 /// Adds `n` to a counter.

@@ -198,7 +198,7 @@ fn a_private_message_that_cannot_fit_disconnects_the_slow_reader() {
     alice.say(&format!("@slow {}", "y".repeat(60_000)));
     alice.line(); // its own copy
     bob.expect("* slow left");
-    d.wait_log("reason=\"send queue full\"");
+    d.wait_log("reason=\"send_queue_full\"");
     assert_eq!(stats(&d)["dropped"]["send_queue_full"], 1);
 }
 
@@ -217,7 +217,7 @@ fn a_client_that_takes_no_bytes_hits_the_write_timeout() {
         assert!(start.elapsed() < common::TIMEOUT, "never dropped");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    d.wait_log("reason=\"write timeout\"");
+    d.wait_log("reason=\"write_timeout\"");
     assert_eq!(stats(&d)["dropped"]["write_timeout"], 1);
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::cause::Refused;
 use crate::config::{self, Config, RESTART_KEYS};
 use crate::events::{Event, Events};
 use crate::format::Formatter;
@@ -164,6 +165,19 @@ impl Daemon {
         })
     }
 
+    /// Records a refusal: counted, logged (within the log's bound, in the caller's span) and
+    /// sent to watchers, with the cause spelled one way everywhere.
+    pub fn refused(&self, cause: Refused, peer: SocketAddr) {
+        self.stats.refuse(cause);
+        if self.log_gate.allow_shared() {
+            info!(cause = cause.name(), "connection refused");
+        }
+        self.events.emit(|| Event::Refused {
+            peer: peer.to_string(),
+            cause: cause.name().into(),
+        });
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
         self.config
@@ -233,25 +247,8 @@ impl Daemon {
             bytes_in: get(&s.bytes_in),
             bytes_out: get(&s.bytes_out),
             kicks: get(&s.kicks),
-            refused: [
-                ("server_full", &s.refused_server_full),
-                ("too_many_from_address", &s.refused_per_address),
-                ("connect_rate", &s.refused_connect_rate),
-                ("banned", &s.refused_banned),
-                ("banned_nick", &s.refused_banned_nick),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), get(v)))
-            .collect(),
-            dropped: [
-                ("send_queue_full", &s.dropped_send_queue),
-                ("write_timeout", &s.dropped_write_timeout),
-                ("login_timeout", &s.dropped_login_timeout),
-                ("idle_timeout", &s.dropped_idle_timeout),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), get(v)))
-            .collect(),
+            refused: s.refused().map(|(k, v)| (k.to_owned(), v)).collect(),
+            dropped: s.dropped().map(|(k, v)| (k.to_owned(), v)).collect(),
             skipped_messages: get(&s.skipped_messages),
             log_lines_dropped: self.logs.dropped(),
             log_events_suppressed: self.log_gate.suppressed(),

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, REPORT_BURST, REPORTS_PER_MINUTE, Session};
+use crate::cause::Refused;
 use crate::command::{self, Command};
 use crate::events::Event;
 use crate::format::{self, Formatter};
@@ -113,7 +114,7 @@ impl Session {
         if self.may_log() {
             info!(nick, "nickname refused: banned");
         }
-        add(&self.daemon.stats.refused_banned_nick, 1);
+        self.daemon.stats.refuse(Refused::BannedNick);
         self.daemon.events.emit(|| Event::NickBanned {
             nick: nick.to_owned(),
             peer: self.peer.to_string(),

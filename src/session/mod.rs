@@ -11,11 +11,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::cause::Dropped;
 use crate::codec::{Decoder, TELNET_HELLO, TelnetEvent};
 use crate::config::Config;
 use crate::daemon::Daemon;
@@ -29,16 +28,14 @@ use crate::outbox::{Close, Outbox};
 use crate::sanitize;
 use crate::stats::{Meter, add};
 
+mod conn;
 mod lines;
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 2048;
-/// Bytes of queued output gathered into one write.
-const WRITE_CHUNK: usize = 16 * 1024;
+pub use conn::Transport;
+use conn::{Conn, READ_CHUNK, WRITE_CHUNK};
+
 /// How long a leaving client gets to take its last lines.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a closing connection keeps reading (and discarding) so the close is clean.
-const LINGER: Duration = Duration::from_secs(1);
 /// `/ls` names at most this many bytes of nicknames, then counts the rest.
 const LIST_MAX_BYTES: usize = 2000;
 /// `/report`: this many at once from one address, then one per minute.
@@ -67,20 +64,14 @@ enum Leave {
     Closed,
     /// The connection failed.
     Error(io::Error),
-    /// Stopped reading until its outbox overflowed.
-    SendQueueFull,
+    /// The server ended it (queue overflow or a timeout); counted by cause.
+    Dropped(Dropped),
     /// An operator kicked them.
     Kicked,
     /// An operator banned them, or their nickname is banned.
     Banned,
     /// The server shut down.
     Shutdown,
-    /// Chose no nickname in time.
-    LoginTimeout,
-    /// Sent nothing for too long.
-    IdleTimeout,
-    /// Accepted no output for too long.
-    WriteTimeout,
 }
 
 impl From<Close> for Leave {
@@ -99,13 +90,10 @@ impl Leave {
             Leave::Quit => "quit",
             Leave::Closed => "closed",
             Leave::Error(_) => "error",
-            Leave::SendQueueFull => "send queue full",
+            Leave::Dropped(cause) => cause.name(),
             Leave::Kicked => "kicked",
             Leave::Banned => "banned",
             Leave::Shutdown => "shutdown",
-            Leave::LoginTimeout => "login timeout",
-            Leave::IdleTimeout => "idle timeout",
-            Leave::WriteTimeout => "write timeout",
         }
     }
 
@@ -113,14 +101,14 @@ impl Leave {
     fn closes_cleanly(&self) -> bool {
         !matches!(
             self,
-            Leave::Error(_) | Leave::SendQueueFull | Leave::WriteTimeout
+            Leave::Error(_) | Leave::Dropped(Dropped::SendQueueFull | Dropped::WriteTimeout)
         )
     }
 }
 
 /// Serves one accepted connection until the client leaves. `permit` holds its place in
 /// the connection limits until then.
-pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permit: Permit) {
+pub async fn run<T: Transport>(stream: T, peer: SocketAddr, daemon: Arc<Daemon>, permit: Permit) {
     let _permit = permit;
     let started = Instant::now();
     // Settings read at connect hold for the whole connection; a reload affects new ones.
@@ -266,42 +254,25 @@ impl Session {
         self.send(Formatter::error(text));
     }
 
-    async fn serve(&mut self, mut stream: TcpStream) -> Leave {
-        let leave = self.pump(&mut stream).await;
-        let stats = &self.daemon.stats;
-        match leave {
-            Leave::SendQueueFull => add(&stats.dropped_send_queue, 1),
-            Leave::WriteTimeout => add(&stats.dropped_write_timeout, 1),
-            Leave::LoginTimeout => add(&stats.dropped_login_timeout, 1),
-            Leave::IdleTimeout => add(&stats.dropped_idle_timeout, 1),
-            _ => {}
+    async fn serve<T: Transport>(&mut self, io: T) -> Leave {
+        let mut conn = Conn::new(io);
+        let leave = self.pump(&mut conn).await;
+        if let Leave::Dropped(cause) = leave {
+            self.daemon.stats.drop_for(cause);
         }
         if leave.closes_cleanly() {
-            linger(&mut stream).await;
+            conn.linger().await;
         }
         leave
     }
 
     /// Moves bytes both ways until the client is gone, or done and all its output is out.
-    async fn pump(&mut self, stream: &mut TcpStream) -> Leave {
-        let (reader, mut writer) = stream.split();
+    async fn pump<T: Transport>(&mut self, conn: &mut Conn<T>) -> Leave {
         // Read but not yet decoded: only what flood control holds back or a turn's quota left,
         // so an idle connection keeps no read buffer (reads go through a buffer on the stack).
         let mut input: Vec<u8> = Vec::new();
-        let mut output = Vec::new();
-        let mut written = 0;
-        // When output last made progress, for the write timeout.
-        let mut progress = Instant::now();
         let mut flush_deadline = None;
         loop {
-            if self.outbox.is_aborted() {
-                return Leave::SendQueueFull;
-            }
-            if self.leaving.is_none()
-                && let Some(close) = self.outbox.closing()
-            {
-                self.leaving = Some(close.into());
-            }
             let now = Instant::now();
             // A held line (flood control, or a turn's quota) waits here even when no input
             // is left behind it.
@@ -312,49 +283,28 @@ impl Session {
                     input = Vec::new();
                 }
             }
-            if written == output.len() {
-                output.clear();
-                written = 0;
-                progress = now;
-                if let Some(skipped) = self.outbox.drain_into(&mut output, WRITE_CHUNK) {
-                    if self.may_log() {
-                        warn!(skipped, "group messages skipped for a slow reader");
-                    }
-                    self.daemon.events.emit(|| events::Event::SlowReader {
-                        nick: self.nick.as_deref().unwrap_or("-").to_owned(),
-                        skipped,
-                    });
+            let refilled = conn.idle();
+            if let Some(leave) = self.take_output(conn, now) {
+                return leave;
+            }
+            // A client that keeps up takes it all at once: no need to wait for writability
+            // or arm the write timeout.
+            if refilled && !conn.is_empty() {
+                match conn.try_flush() {
+                    Ok(n) => self.count_out(n),
+                    Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
                 }
-                if output.is_empty()
-                    && let Some(leave) = self.leaving.take()
-                {
-                    return leave;
-                }
-                // A client that keeps up takes it all at once: no need to wait for
-                // writability or arm the write timeout.
-                if !output.is_empty() {
-                    match writer.try_write(&output) {
-                        Ok(n) => {
-                            written = n;
-                            self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
-                    }
-                    if written == output.len() {
-                        // All out; see whether more was queued meanwhile. This turn awaited
-                        // nothing, so it counts against tokio's cooperative budget: however
-                        // fast others fill the outbox, the task yields after a bounded number
-                        // of turns (the other turns await readiness, which counts already).
-                        tokio::task::coop::consume_budget().await;
-                        continue;
-                    }
-                } else if output.capacity() > 0 {
-                    // Nothing to send: an idle connection holds no write buffer.
-                    output = Vec::new();
+                if conn.idle() {
+                    // All out; see whether more was queued meanwhile. This turn awaited
+                    // nothing, so it counts against tokio's cooperative budget: however
+                    // fast others fill the outbox, the task yields after a bounded number
+                    // of turns (the other turns await readiness, which counts already).
+                    tokio::task::coop::consume_budget().await;
+                    continue;
                 }
             }
-            let idle = written == output.len();
+            conn.release();
+            let idle = conn.idle();
             let held_back = self.flood.debt(now).is_some()
                 || self.held.is_some() && self.flood.wait(now).is_some();
             let more = !input.is_empty() || self.held.is_some();
@@ -368,30 +318,26 @@ impl Session {
             if self.leaving.is_some() && flush_deadline.is_none() {
                 flush_deadline = Some(now + FLUSH_TIMEOUT);
             }
-            let write_deadline = (!idle)
-                .then(|| self.limit(self.config.limits.write_timeout))
-                .flatten()
-                .map(|t| progress + t);
+            let write_deadline = conn.write_deadline(self.limit(self.config.limits.write_timeout));
             let deadline = [flush_deadline, write_deadline, self.timer(now)]
                 .into_iter()
                 .flatten()
                 .min();
             tokio::select! {
-                res = writer.write(&output[written..]), if !idle => match res {
+                res = conn.write_some(), if !idle => match res {
                     Ok(n) => {
-                        written += n;
-                        progress = Instant::now();
-                        self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
+                        conn.advance(n);
+                        self.count_out(n);
                     }
                     Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
                 },
                 () = self.outbox.changed() => {}
-                res = reader.readable(), if reading => {
+                res = conn.readable(), if reading => {
                     if let Err(e) = res {
                         return io_leave(e);
                     }
                     let mut buf = [0; READ_CHUNK];
-                    match reader.try_read(&mut buf) {
+                    match conn.try_read(&mut buf) {
                         Ok(0) => self.end_of_input(),
                         Ok(n) => {
                             self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
@@ -405,7 +351,7 @@ impl Session {
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     if write_deadline.is_some_and(|d| now >= d) {
-                        return Leave::WriteTimeout;
+                        return Leave::Dropped(Dropped::WriteTimeout);
                     }
                     if flush_deadline.is_some_and(|d| now >= d) {
                         return self.leaving.take().unwrap_or(Leave::Closed);
@@ -414,6 +360,41 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// One look at the outbox per wake-up: a client cut off ends now, a closing one is
+    /// leaving, and once all earlier output is written the next lines are taken to write.
+    /// Returns how the session ends if it ends here: cut off, or leaving with nothing left.
+    fn take_output<T: Transport>(&mut self, conn: &mut Conn<T>, now: Instant) -> Option<Leave> {
+        let idle = conn.idle();
+        let wake = self
+            .outbox
+            .wake(idle.then(|| conn.refill(now)), WRITE_CHUNK);
+        if wake.aborted {
+            return Some(Leave::Dropped(Dropped::SendQueueFull));
+        }
+        if self.leaving.is_none()
+            && let Some(close) = wake.closing
+        {
+            self.leaving = Some(close.into());
+        }
+        if let Some(skipped) = wake.skipped {
+            if self.may_log() {
+                warn!(skipped, "group messages skipped for a slow reader");
+            }
+            self.daemon.events.emit(|| events::Event::SlowReader {
+                nick: self.nick.as_deref().unwrap_or("-").to_owned(),
+                skipped,
+            });
+        }
+        if idle && conn.is_empty() {
+            return self.leaving.take();
+        }
+        None
+    }
+
+    fn count_out(&self, n: usize) {
+        self.count(&self.meter.bytes_out, &self.daemon.stats.bytes_out, n);
     }
 
     /// Whether a log event this client caused may be written (see [`crate::log_gate`]).
@@ -459,11 +440,11 @@ impl Session {
         if self.nick.is_none() {
             let secs = limits.login_timeout;
             self.error(format_args!("login timeout: no nickname after {secs} s"));
-            self.leave(Leave::LoginTimeout);
+            self.leave(Leave::Dropped(Dropped::LoginTimeout));
         } else {
             let secs = limits.idle_timeout;
             self.error(format_args!("idle timeout: nothing sent for {secs} s"));
-            self.leave(Leave::IdleTimeout);
+            self.leave(Leave::Dropped(Dropped::IdleTimeout));
         }
     }
 
@@ -572,21 +553,6 @@ impl Session {
         }
         if self.leaving.is_none() {
             self.leave(Leave::Closed);
-        }
-    }
-}
-
-/// After the last line is written: half-close, then read and discard what the client
-/// still sends for a moment, so that unread input does not turn our close into a reset
-/// that could destroy the goodbye line in flight.
-async fn linger(stream: &mut TcpStream) {
-    let _ = stream.shutdown().await;
-    let mut sink = [0; 1024];
-    let deadline = Instant::now() + LINGER;
-    for _ in 0..64 {
-        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => break,
         }
     }
 }
