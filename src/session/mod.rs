@@ -121,26 +121,7 @@ pub async fn run<T: Transport>(stream: T, peer: SocketAddr, daemon: Arc<Daemon>,
         daemon: daemon.clone(),
         id,
     };
-    let limits = &config.limits;
-    let mut session = Session {
-        id,
-        decoder: Decoder::new(config.chat.max_line_bytes, config.server.telnet_binary),
-        flood: Bucket::new(limits.flood_rate, limits.flood_burst, started),
-        flood_warned: false,
-        held: None,
-        started,
-        last_line: started,
-        daemon,
-        config,
-        outbox,
-        meter,
-        peer,
-        nick: None,
-        nick_key: String::new(),
-        log_bucket: LogGate::connection(),
-        leaving: None,
-        last_ayt: None,
-    };
+    let mut session = Session::new(id, daemon, config, outbox, meter, peer, started);
     // The accept loop checked the address already; a ban made since, before this
     // connection was in the hub for the ban to find, is caught here.
     match session
@@ -157,25 +138,19 @@ pub async fn run<T: Transport>(stream: T, peer: SocketAddr, daemon: Arc<Daemon>,
     }
     let leave = session.serve(stream).await;
     drop(registration);
-    let logged = session.may_log();
-    let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
-    let nick = session.nick.as_deref().unwrap_or("-");
-    let reason = leave.as_str();
-    if session.nick.is_some() {
-        session.daemon.events.emit(|| events::Event::Leave {
-            nick: nick.to_owned(),
-            peer: peer.to_string(),
-            reason: reason.to_owned(),
-        });
-    }
-    if !logged {
-        return;
-    }
-    match &leave {
-        Leave::Error(e) => info!(nick, reason, error = %e, %duration, "left"),
-        Leave::Quit | Leave::Closed | Leave::Shutdown => info!(nick, reason, %duration, "left"),
-        _ => warn!(nick, reason, %duration, "left"),
-    }
+    session.record_leave(&leave);
+}
+
+/// What the session loop does after a turn.
+enum Turn {
+    /// The session ends.
+    End(Leave),
+    /// Turn again at once: more output may be queued.
+    Again,
+    /// Turn again after the other tasks: input waits beyond this turn's quota.
+    Yield,
+    /// Wait for the socket, the outbox or a timer; read only if `reading`.
+    Wait { reading: bool },
 }
 
 /// A connection's place in the hub, given up when dropped.
@@ -218,6 +193,61 @@ struct Session {
 }
 
 impl Session {
+    /// The session of connection `id` from `peer`, accepted at `started`.
+    fn new(
+        id: ClientId,
+        daemon: Arc<Daemon>,
+        config: Arc<Config>,
+        outbox: Arc<Outbox>,
+        meter: Arc<Meter>,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Session {
+        let limits = &config.limits;
+        Session {
+            id,
+            decoder: Decoder::new(config.chat.max_line_bytes, config.server.telnet_binary),
+            flood: Bucket::new(limits.flood_rate, limits.flood_burst, started),
+            flood_warned: false,
+            held: None,
+            started,
+            last_line: started,
+            daemon,
+            config,
+            outbox,
+            meter,
+            peer,
+            nick: None,
+            nick_key: String::new(),
+            log_bucket: LogGate::connection(),
+            leaving: None,
+            last_ayt: None,
+        }
+    }
+
+    /// Logs (within the log's bound) and tells watchers how the session ended.
+    fn record_leave(&mut self, leave: &Leave) {
+        let logged = self.may_log();
+        let duration = format!("{:.3}s", self.started.elapsed().as_secs_f64());
+        let nick = self.nick.as_deref().unwrap_or("-");
+        let reason = leave.as_str();
+        if self.nick.is_some() {
+            self.daemon.events.emit(|| events::Event::Leave {
+                nick: nick.to_owned(),
+                peer: self.peer.to_string(),
+                reason: reason.to_owned(),
+            });
+        }
+        if !logged {
+            return;
+        }
+        match leave {
+            Leave::Error(e) => info!(nick, reason, error = %e, %duration, "left"),
+            Leave::Quit | Leave::Closed | Leave::Shutdown => info!(nick, reason, %duration, "left"),
+            _ => warn!(nick, reason, %duration, "left"),
+        }
+    }
+
     fn greet(&mut self) {
         let server = &self.config.server;
         if server.telnet_binary {
@@ -274,92 +304,114 @@ impl Session {
         let mut flush_deadline = None;
         loop {
             let now = Instant::now();
-            // A held line (flood control, or a turn's quota) waits here even when no input
-            // is left behind it.
-            if !input.is_empty() || self.held.is_some() {
-                let used = self.process(&input, now);
-                input.drain(..used);
-                if input.is_empty() {
-                    input = Vec::new();
-                }
-            }
-            let refilled = conn.idle();
-            if let Some(leave) = self.take_output(conn, now) {
-                return leave;
-            }
-            // A client that keeps up takes it all at once: no need to wait for writability
-            // or arm the write timeout.
-            if refilled && !conn.is_empty() {
-                match conn.try_flush() {
-                    Ok(n) => self.count_out(n),
-                    Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
-                }
-                if conn.idle() {
-                    // All out; see whether more was queued meanwhile. This turn awaited
-                    // nothing, so it counts against tokio's cooperative budget: however
-                    // fast others fill the outbox, the task yields after a bounded number
-                    // of turns (the other turns await readiness, which counts already).
-                    tokio::task::coop::consume_budget().await;
-                    continue;
-                }
-            }
-            conn.release();
-            let idle = conn.idle();
-            let held_back = self.flood.debt(now).is_some()
-                || self.held.is_some() && self.flood.wait(now).is_some();
-            let more = !input.is_empty() || self.held.is_some();
-            if idle && self.leaving.is_none() && more && !held_back {
-                // The turn's quota stopped processing with input left: let other tasks run
-                // first, then go on with it.
-                tokio::task::yield_now().await;
-                continue;
-            }
-            let reading = idle && self.leaving.is_none() && !more && !held_back;
-            if self.leaving.is_some() && flush_deadline.is_none() {
-                flush_deadline = Some(now + FLUSH_TIMEOUT);
-            }
-            let write_deadline = conn.write_deadline(self.limit(self.config.limits.write_timeout));
-            let deadline = [flush_deadline, write_deadline, self.timer(now)]
-                .into_iter()
-                .flatten()
-                .min();
-            tokio::select! {
-                res = conn.write_some(), if !idle => match res {
-                    Ok(n) => {
-                        conn.advance(n);
-                        self.count_out(n);
+            match self.turn(conn, &mut input, now) {
+                Turn::End(leave) => return leave,
+                // This turn awaited nothing, so it counts against tokio's cooperative
+                // budget: however fast others fill the outbox, the task yields after a
+                // bounded number of turns (the other turns await readiness, which counts).
+                Turn::Again => tokio::task::coop::consume_budget().await,
+                // The quota stopped processing with input left: let other tasks run first.
+                Turn::Yield => tokio::task::yield_now().await,
+                Turn::Wait { reading } => {
+                    if self.leaving.is_some() && flush_deadline.is_none() {
+                        flush_deadline = Some(now + FLUSH_TIMEOUT);
                     }
-                    Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
-                },
-                () = self.outbox.changed() => {}
-                res = conn.readable(), if reading => {
-                    if let Err(e) = res {
-                        return io_leave(e);
-                    }
-                    let mut buf = [0; READ_CHUNK];
-                    match conn.try_read(&mut buf) {
-                        Ok(0) => self.end_of_input(),
-                        Ok(n) => {
-                            self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
-                            let used = self.process(&buf[..n], Instant::now());
-                            input.extend_from_slice(&buf[used..n]);
+                    let limit = self.limit(self.config.limits.write_timeout);
+                    let write_deadline = conn.write_deadline(limit);
+                    let deadline = [flush_deadline, write_deadline, self.timer(now)]
+                        .into_iter()
+                        .flatten()
+                        .min();
+                    tokio::select! {
+                        res = conn.write_some(), if !conn.idle() => match res {
+                            Ok(n) => {
+                                conn.advance(n);
+                                self.count_out(n);
+                            }
+                            Err(e) => return self.leaving.take().unwrap_or(io_leave(e)),
+                        },
+                        () = self.outbox.changed() => {}
+                        res = conn.readable(), if reading => {
+                            if let Err(e) = res.and_then(|()| self.read(conn, &mut input)) {
+                                return io_leave(e);
+                            }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return io_leave(e),
+                        () = sleep_until(deadline) => {
+                            let now = Instant::now();
+                            if write_deadline.is_some_and(|d| now >= d) {
+                                return Leave::Dropped(Dropped::WriteTimeout);
+                            }
+                            if flush_deadline.is_some_and(|d| now >= d) {
+                                return self.leaving.take().unwrap_or(Leave::Closed);
+                            }
+                            self.on_timer(now);
+                        }
                     }
-                }
-                () = sleep_until(deadline) => {
-                    let now = Instant::now();
-                    if write_deadline.is_some_and(|d| now >= d) {
-                        return Leave::Dropped(Dropped::WriteTimeout);
-                    }
-                    if flush_deadline.is_some_and(|d| now >= d) {
-                        return self.leaving.take().unwrap_or(Leave::Closed);
-                    }
-                    self.on_timer(now);
                 }
             }
         }
+    }
+
+    /// What a turn of the loop does before it waits: act on input left over, take output
+    /// from the outbox and write what the client takes at once; then say what comes next.
+    fn turn<T: Transport>(
+        &mut self,
+        conn: &mut Conn<T>,
+        input: &mut Vec<u8>,
+        now: Instant,
+    ) -> Turn {
+        // A held line (flood control, or a turn's quota) waits here even when no input is
+        // left behind it.
+        if !input.is_empty() || self.held.is_some() {
+            let used = self.process(input, now);
+            input.drain(..used);
+            if input.is_empty() {
+                *input = Vec::new();
+            }
+        }
+        let refilled = conn.idle();
+        if let Some(leave) = self.take_output(conn, now) {
+            return Turn::End(leave);
+        }
+        // A client that keeps up takes it all at once: no need to wait for writability or
+        // arm the write timeout.
+        if refilled && !conn.is_empty() {
+            match conn.try_flush() {
+                Ok(n) => self.count_out(n),
+                Err(e) => return Turn::End(self.leaving.take().unwrap_or(io_leave(e))),
+            }
+            if conn.idle() {
+                // All out; see whether more was queued meanwhile.
+                return Turn::Again;
+            }
+        }
+        conn.release();
+        let idle = conn.idle();
+        let held_back =
+            self.flood.debt(now).is_some() || self.held.is_some() && self.flood.wait(now).is_some();
+        let more = !input.is_empty() || self.held.is_some();
+        if idle && self.leaving.is_none() && more && !held_back {
+            return Turn::Yield;
+        }
+        Turn::Wait {
+            reading: idle && self.leaving.is_none() && !more && !held_back,
+        }
+    }
+
+    /// Reads what input is there and acts on it; what a turn's quota leaves goes to `input`.
+    fn read<T: Transport>(&mut self, conn: &Conn<T>, input: &mut Vec<u8>) -> io::Result<()> {
+        let mut buf = [0; READ_CHUNK];
+        match conn.try_read(&mut buf) {
+            Ok(0) => self.end_of_input(),
+            Ok(n) => {
+                self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
+                let used = self.process(&buf[..n], Instant::now());
+                input.extend_from_slice(&buf[used..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// One look at the outbox per wake-up: a client cut off ends now, a closing one is
