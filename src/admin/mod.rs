@@ -20,10 +20,8 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::dirs;
-use crate::events::Event;
 use crate::sanitize;
-use crate::stats::add;
-use proto::{AdminCommand, Failure, Framed, KickReply, ListReply, Read, WallReply};
+use proto::{AdminCommand, Failure, Framed, ListReply, Read, WallReply};
 
 /// Admin connections served at once; more wait for a free place.
 const MAX_CONNECTIONS: usize = 8;
@@ -280,28 +278,7 @@ fn execute(daemon: &Daemon, command: AdminCommand, uid: u32) -> Result<Value, Fa
         AdminCommand::List => Ok(json(&ListReply {
             connections: daemon.hub.connections(),
         })),
-        AdminCommand::Kick { nick, reason } => {
-            let reason = reason.as_deref().map(clean).filter(|r| !r.is_empty());
-            match daemon.hub.kick(&nick, reason.as_deref()) {
-                Ok(nick) => {
-                    add(&daemon.stats.kicks, 1);
-                    info!(
-                        nick = &*nick,
-                        reason = reason.as_deref().unwrap_or(""),
-                        "kicked"
-                    );
-                    daemon.events.emit(|| Event::Kick {
-                        nick: nick.to_string(),
-                        reason: reason.clone(),
-                        by: uid,
-                    });
-                    Ok(json(&KickReply {
-                        nick: nick.to_string(),
-                    }))
-                }
-                Err(_) => Err(Failure::new("not_found", format!("no such user: {nick}"))),
-            }
-        }
+        AdminCommand::Kick { nick, reason } => daemon.kick(&nick, reason, uid).map(|r| json(&r)),
         AdminCommand::Wall { text } => {
             let text = clean(&text);
             if text.is_empty() {

@@ -15,7 +15,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_REPLY: usize = 1 << 30;
 
 pub use crate::daemon::outcome::{
-    BanReply, BansReply, Failure, MuteReply, ReloadReply, StatsReply, UnbanReply, UnmuteReply,
+    BanReply, BansReply, Failure, KickReply, MuteReply, ReloadReply, StatsReply, UnbanReply,
+    UnmuteReply,
 };
 pub use crate::hub::Connection;
 
@@ -220,13 +221,6 @@ pub fn parse_response(line: &str) -> Result<Map<String, Value>, Failure> {
 pub struct ListReply {
     /// Ordered by id.
     pub connections: Vec<Connection>,
-}
-
-/// The reply to `kick`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KickReply {
-    /// The nickname as the user chose it.
-    pub nick: String,
 }
 
 /// The reply to `wall`.

@@ -8,10 +8,11 @@ use chrono::{SubsecRound, Utc};
 use tracing::{error, info};
 
 use super::Daemon;
-use super::outcome::{BanReply, BansReply, Failure, MuteReply, UnbanReply, UnmuteReply};
+use super::outcome::{BanReply, BansReply, Failure, KickReply, MuteReply, UnbanReply, UnmuteReply};
 use crate::events::Event;
 use crate::format::Formatter;
 use crate::moderation::{self, Rule, Target};
+use crate::stats::add;
 use crate::{nick, sanitize};
 
 /// How often ended bans and mutes are taken out of the file. They stop applying at their
@@ -19,6 +20,28 @@ use crate::{nick, sanitize};
 const EXPIRY_SWEEP: Duration = Duration::from_secs(5);
 
 impl Daemon {
+    /// Disconnects the user named `nick`, telling them and everyone else why; counted,
+    /// logged and sent to watchers here, the one place a kick is recorded.
+    pub fn kick(&self, nick: &str, reason: Option<String>, uid: u32) -> Result<KickReply, Failure> {
+        let reason = reason
+            .map(|r| sanitize::clean(r.as_bytes()))
+            .filter(|r| !r.is_empty());
+        let Ok(nick) = self.hub.kick(nick, reason.as_deref()) else {
+            return Err(Failure::new("not_found", format!("no such user: {nick}")));
+        };
+        add(&self.stats.kicks, 1);
+        let reason_text = reason.as_deref().unwrap_or("");
+        info!(nick = &*nick, reason = reason_text, "kicked");
+        self.events.emit(|| Event::Kick {
+            nick: nick.to_string(),
+            reason: reason.clone(),
+            by: uid,
+        });
+        Ok(KickReply {
+            nick: nick.to_string(),
+        })
+    }
+
     /// Bans `target` for `duration` (None: until lifted), set by the operator `uid`.
     /// Connections it matches are told why and closed at once.
     pub fn ban(

@@ -131,3 +131,10 @@ pub struct BansReply {
     /// Mutes in force, oldest first.
     pub mutes: Vec<crate::moderation::Rule>,
 }
+
+/// The reply to `kick`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KickReply {
+    /// The nickname as the user chose it.
+    pub nick: String,
+}
