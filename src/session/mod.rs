@@ -24,16 +24,18 @@ use crate::format::{self, Formatter};
 use crate::hub::ClientId;
 use crate::limits::Permit;
 use crate::log_gate::LogGate;
-use crate::outbox::{Close, Outbox};
+use crate::outbox::Outbox;
 use crate::sanitize;
 use crate::stats::{Meter, add};
 
 mod conn;
 mod input;
+mod leave;
 mod lines;
 
 pub use conn::Transport;
 use conn::{Conn, READ_CHUNK, WRITE_CHUNK};
+use leave::{Leave, io_leave};
 
 /// How long a leaving client gets to take its last lines.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,57 +57,6 @@ const TURN_TIME: Duration = Duration::from_micros(100);
 const TELNET_COMMAND_COST: f64 = 0.1;
 /// Answers to telnet's "are you there" come at most this often.
 const AYT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Why a client went away, as logged.
-#[derive(Debug)]
-enum Leave {
-    /// Typed `/quit`.
-    Quit,
-    /// Closed the connection.
-    Closed,
-    /// The connection failed.
-    Error(io::Error),
-    /// The server ended it (queue overflow or a timeout); counted by cause.
-    Dropped(Dropped),
-    /// An operator kicked them.
-    Kicked,
-    /// An operator banned them, or their nickname is banned.
-    Banned,
-    /// The server shut down.
-    Shutdown,
-}
-
-impl From<Close> for Leave {
-    fn from(close: Close) -> Leave {
-        match close {
-            Close::Kicked => Leave::Kicked,
-            Close::Banned => Leave::Banned,
-            Close::Shutdown => Leave::Shutdown,
-        }
-    }
-}
-
-impl Leave {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Leave::Quit => "quit",
-            Leave::Closed => "closed",
-            Leave::Error(_) => "error",
-            Leave::Dropped(cause) => cause.name(),
-            Leave::Kicked => "kicked",
-            Leave::Banned => "banned",
-            Leave::Shutdown => "shutdown",
-        }
-    }
-
-    /// Whether the connection ends with our last lines written, so a clean close matters.
-    fn closes_cleanly(&self) -> bool {
-        !matches!(
-            self,
-            Leave::Error(_) | Leave::Dropped(Dropped::SendQueueFull | Dropped::WriteTimeout)
-        )
-    }
-}
 
 /// Serves one accepted connection until the client leaves. `permit` holds its place in
 /// the connection limits until then.
@@ -504,14 +455,6 @@ impl Session {
     fn count(&self, mine: &AtomicU64, total: &AtomicU64, n: usize) {
         add(mine, n as u64);
         add(total, n as u64);
-    }
-}
-
-/// A peer going away mid-write or mid-read is an ordinary close, not an error.
-fn io_leave(e: io::Error) -> Leave {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Leave::Closed,
-        _ => Leave::Error(e),
     }
 }
 
