@@ -280,7 +280,7 @@ fn execute(daemon: &Daemon, command: AdminCommand, uid: u32) -> Result<Value, Fa
         })),
         AdminCommand::Kick { nick, reason } => daemon.kick(&nick, reason, uid).map(|r| json(&r)),
         AdminCommand::Wall { text } => {
-            let text = clean(&text);
+            let text = clean(&text.join(" "));
             if text.is_empty() {
                 return Err(Failure::new("bad_request", "wall needs some text"));
             }

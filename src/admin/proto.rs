@@ -20,73 +20,111 @@ pub use crate::daemon::outcome::{
 };
 pub use crate::hub::Connection;
 
-/// What an operator asks natterd to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What an operator asks natterd to do: the request's wire form (serde, tagged by `cmd`)
+/// and natterctl's subcommand (clap) in one type, so a command is declared once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminCommand {
-    /// Every connection.
+    /// Every connection: nick, address, idle time, traffic, queue.
     List,
-    /// Disconnect a user, telling everyone why.
+    /// Disconnect a user; they and everyone else are told.
     Kick {
-        /// Who (ignoring case).
+        /// The user's nickname (any case).
         nick: String,
-        /// Shown to the user and to everyone else.
+        /// Why, shown to everyone.
+        #[arg(long)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// `* [server] TEXT` to every logged-in user.
+    /// Send "* [server] TEXT" to every user.
     Wall {
-        /// The announcement.
-        text: String,
+        /// The announcement (on the wire, one string).
+        #[arg(required = true)]
+        #[serde(with = "words")]
+        text: Vec<String>,
     },
     /// Counters since start.
     Stats,
     /// Re-read the configuration file.
     Reload,
-    /// Reopen the log file (after an external logrotate).
+    /// Reopen the log file (after logrotate moved it).
     ReopenLogs,
-    /// Ban an address, a CIDR range or a nickname; matching users are disconnected.
+    /// Ban an address, a CIDR range (IPv4 or IPv6) or a nickname; matching users are
+    /// disconnected at once. Bans are kept across restarts.
     Ban {
-        /// `192.0.2.7`, `192.0.2.0/24`, `2001:db8::/32` or a nickname.
+        /// 192.0.2.7, 192.0.2.0/24, 2001:db8::/32 or a nickname.
         target: String,
-        /// Seconds until it ends by itself; absent: until lifted.
+        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted; on the wire, seconds).
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration_secs)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         for_secs: Option<u64>,
-        /// Shown to the banned user and to everyone else.
+        /// Why, shown to the banned user and to everyone else.
+        #[arg(long)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// Lift a ban.
     Unban {
-        /// As given to `ban` (a nickname in any case).
+        /// As given to ban.
         target: String,
     },
-    /// Every ban and mute in force.
+    /// Bans and mutes in force: target, reason, set by (uid), set at, expires.
     Bans,
-    /// Stop a nickname from sending; it can still read.
+    /// Stop a nickname from sending (it can still read), across reconnects.
     Mute {
-        /// Who (follows the nickname across reconnects).
+        /// The nickname (any case).
         nick: String,
-        /// Seconds until it ends by itself; absent: until lifted.
+        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted; on the wire, seconds).
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration_secs)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         for_secs: Option<u64>,
-        /// Shown to the muted user.
+        /// Why, shown to the muted user.
+        #[arg(long)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// Lift a mute.
     Unmute {
-        /// Who.
+        /// The nickname.
         nick: String,
     },
-    /// Stream live events, one JSON object per line, until the connection closes.
+    /// Print live events (joins, leaves, kicks, bans, mutes, reports, flood and slow
+    /// readers, reloads) until interrupted.
     Watch,
-    /// Graceful shutdown.
+    /// Shut natterd down gracefully.
     Shutdown {
         /// Added to the notice users get.
+        #[arg(long)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+}
+
+/// A duration such as `90s`, `10m`, `2h` or `7d`, as whole seconds: at least one, at most
+/// [`crate::moderation::MAX_DURATION`].
+pub fn duration_secs(text: &str) -> Result<u64, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 30s, 10m, 2h, 7d)"))?;
+    if d.as_secs() == 0 {
+        return Err("must be at least one second".into());
+    }
+    if d > crate::moderation::MAX_DURATION {
+        return Err("must be at most 10 years (leave it out for no end)".into());
+    }
+    Ok(d.as_secs())
+}
+
+/// `wall`'s words: one string on the wire, the words as typed on natterctl's command line.
+mod words {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(words: &[String], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&words.join(" "))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(vec![String::deserialize(d)?])
+    }
 }
 
 /// Each command's name and the fields it takes besides `cmd`: to tell an unknown command

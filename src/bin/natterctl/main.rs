@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use natter::admin::client::{self, ClientError};
 use natter::admin::proto::{
     self, AdminCommand, BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply,
@@ -36,77 +36,7 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
     #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Every connection: nick, address, idle time, traffic, queue.
-    List,
-    /// Disconnect a user; they and everyone else are told.
-    Kick {
-        /// The user's nickname (any case).
-        nick: String,
-        /// Why, shown to everyone.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Send "* [server] TEXT" to every user.
-    Wall {
-        /// The announcement.
-        #[arg(required = true)]
-        text: Vec<String>,
-    },
-    /// Counters since start.
-    Stats,
-    /// Re-read the configuration file.
-    Reload,
-    /// Reopen the log file (after logrotate moved it).
-    ReopenLogs,
-    /// Ban an address, a CIDR range (IPv4 or IPv6) or a nickname; matching users are
-    /// disconnected at once. Bans are kept across restarts.
-    Ban {
-        /// 192.0.2.7, 192.0.2.0/24, 2001:db8::/32 or a nickname.
-        target: String,
-        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted).
-        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
-        duration: Option<Duration>,
-        /// Why, shown to the banned user and to everyone else.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Lift a ban.
-    Unban {
-        /// As given to ban.
-        target: String,
-    },
-    /// Bans and mutes in force: target, reason, set by (uid), set at, expires.
-    Bans,
-    /// Stop a nickname from sending (it can still read), across reconnects.
-    Mute {
-        /// The nickname (any case).
-        nick: String,
-        /// How long, e.g. 30s, 10m, 2h, 7d (default: until lifted).
-        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
-        duration: Option<Duration>,
-        /// Why, shown to the muted user.
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Lift a mute.
-    Unmute {
-        /// The nickname.
-        nick: String,
-    },
-    /// Print live events (joins, leaves, kicks, bans, mutes, reports, flood and slow
-    /// readers, reloads) until interrupted.
-    Watch,
-    /// Shut natterd down gracefully.
-    Shutdown {
-        /// Added to the notice users get.
-        #[arg(long)]
-        message: Option<String>,
-    },
+    command: AdminCommand,
 }
 
 fn main() -> ExitCode {
@@ -124,7 +54,7 @@ fn main() -> ExitCode {
         },
         (None, None) => natter::admin::default_socket_path(),
     };
-    let command = AdminCommand::from(args.command);
+    let command = args.command;
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
         eprintln!("natterctl: --timeout must be a positive number of seconds");
         return ExitCode::from(2);
@@ -173,45 +103,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command line's command as the request natterd reads.
-impl From<Cmd> for AdminCommand {
-    fn from(cmd: Cmd) -> AdminCommand {
-        match cmd {
-            Cmd::List => AdminCommand::List,
-            Cmd::Kick { nick, reason } => AdminCommand::Kick { nick, reason },
-            Cmd::Wall { text } => AdminCommand::Wall {
-                text: text.join(" "),
-            },
-            Cmd::Stats => AdminCommand::Stats,
-            Cmd::Reload => AdminCommand::Reload,
-            Cmd::ReopenLogs => AdminCommand::ReopenLogs,
-            Cmd::Shutdown { message } => AdminCommand::Shutdown { message },
-            Cmd::Ban {
-                target,
-                duration,
-                reason,
-            } => AdminCommand::Ban {
-                target,
-                for_secs: duration.map(|d| d.as_secs()),
-                reason,
-            },
-            Cmd::Unban { target } => AdminCommand::Unban { target },
-            Cmd::Bans => AdminCommand::Bans,
-            Cmd::Mute {
-                nick,
-                duration,
-                reason,
-            } => AdminCommand::Mute {
-                nick,
-                for_secs: duration.map(|d| d.as_secs()),
-                reason,
-            },
-            Cmd::Unmute { nick } => AdminCommand::Unmute { nick },
-            Cmd::Watch => AdminCommand::Watch,
-        }
-    }
-}
-
 /// Prints events until natterd ends the stream; returns natterd's last line (or its
 /// refusal), for the exit code.
 async fn watch(
@@ -243,19 +134,6 @@ async fn watch(
         eprintln!("natterctl: natterd closed the watch");
     }
     Ok(first.unwrap_or_default())
-}
-
-/// A duration such as `90s`, `10m`, `2h` or `7d`.
-fn duration(text: &str) -> Result<Duration, String> {
-    let d =
-        humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 30s, 10m, 2h, 7d)"))?;
-    if d.as_secs() == 0 {
-        return Err("must be at least one second".into());
-    }
-    if d > natter::moderation::MAX_DURATION {
-        return Err("must be at most 10 years (leave it out for no end)".into());
-    }
-    Ok(d)
 }
 
 /// The reply to `command` for a person to read.
