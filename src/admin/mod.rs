@@ -191,23 +191,8 @@ async fn serve_connection(
 ) {
     let mut framed = Framed::new(stream);
     loop {
-        let read = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()) => read,
-            () = daemon.shutdown_requested() => return,
-        };
-        let read = match read {
-            Ok(Ok(read)) => read,
-            Ok(Err(_)) | Err(_) => return,
-        };
-        let (id, command) = match read {
-            Read::Closed => return,
-            Read::TooLong => {
-                let max = proto::MAX_LINE;
-                let failure = Failure::new("too_long", format!("request over {max} bytes"));
-                (None, Err(failure))
-            }
-            Read::Line(line) if line.trim().is_empty() => continue,
-            Read::Line(line) => proto::parse_request(&line),
+        let Some((id, command)) = next_request(&mut framed, daemon).await else {
+            return;
         };
         let name = match &command {
             Ok(command) => command.name(),
@@ -255,6 +240,30 @@ async fn serve_connection(
         if let Some(message) = shutdown {
             daemon.request_shutdown(message);
         }
+    }
+}
+
+/// The next request on `framed` with its `id`, or the failure to answer for it; None when
+/// the connection is to end (closed, idle for [`IDLE_TIMEOUT`], or natterd shutting down).
+async fn next_request(
+    framed: &mut Framed<UnixStream>,
+    daemon: &Daemon,
+) -> Option<(Option<Value>, Result<AdminCommand, Failure>)> {
+    loop {
+        let read = tokio::select! {
+            read = tokio::time::timeout(IDLE_TIMEOUT, framed.read_line()) => read,
+            () = daemon.shutdown_requested() => return None,
+        };
+        return match read.ok()?.ok()? {
+            Read::Closed => None,
+            Read::TooLong => {
+                let max = proto::MAX_LINE;
+                let failure = Failure::new("too_long", format!("request over {max} bytes"));
+                Some((None, Err(failure)))
+            }
+            Read::Line(line) if line.trim().is_empty() => continue,
+            Read::Line(line) => Some(proto::parse_request(&line)),
+        };
     }
 }
 
