@@ -10,13 +10,15 @@
 //!   [`format`].
 //!
 //! Around them: [`config`] reads natter.toml; [`daemon`] holds what the whole server shares
-//! (room, counters, reload, the shutdown switch); [`moderation`] keeps bans and mutes;
-//! [`events`] streams what happens to `natterctl watch`; [`admin`] serves natterctl over a Unix
-//! socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto shutdown and reload; [`stats`] counts;
-//! [`logging`] and [`logfile`] write events, [`log_gate`] bounds what clients can make them
-//! write; [`limits`], [`flood`] and [`pace`] bound what one connection or address may do; [`dirs`] finds and creates natterd's
-//! directories; [`systemd`] speaks sd_notify and socket activation.
-//! The binaries `natterd` and `natterctl` are thin wrappers.
+//! (the configuration, counters, reload, the shutdown switch, moderation actions);
+//! [`moderation`] keeps bans and mutes; [`events`] streams what happens to `natterctl watch`;
+//! [`admin`] serves natterctl over a Unix socket; [`signals`] maps SIGTERM/SIGINT/SIGHUP onto
+//! shutdown and reload; [`stats`] counts, by the causes in [`cause`]; [`logging`] and
+//! [`logfile`] write events, [`log_gate`] bounds what clients can make them write;
+//! [`limits`], [`flood`] and [`pace`] bound what one connection or address may do; [`dirs`]
+//! finds and creates natterd's directories; [`systemd`] speaks sd_notify and socket
+//! activation. The binaries `natterd`, `natterctl` and `natter-bench` are thin wrappers
+//! (natter-bench, the load generator, is not part of the library).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
