@@ -172,7 +172,7 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Set once [`Outbox::close`] was called.
+    /// Set once [`Outbox::close_with`] was called.
     pub fn closing(&self) -> Option<Close> {
         self.lock().closing
     }

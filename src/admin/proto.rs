@@ -190,7 +190,7 @@ pub fn parse_request(line: &str) -> (Option<Value>, Result<AdminCommand, Failure
 
 impl AdminCommand {
     /// The command's name on the wire (`"list"`, `"ban"`, ...), as logged: its `cmd` tag,
-    /// so the name is written once, in the enum's serde attributes and [`COMMANDS`].
+    /// so the name is written once, in the enum's serde attributes and `COMMANDS`.
     pub fn name(&self) -> &'static str {
         let value = serde_json::to_value(self).unwrap_or_default();
         let tag = value["cmd"].as_str().unwrap_or_default();
