@@ -1,5 +1,6 @@
 //! Nickname rules: what may be chosen, and when two nicknames are the same.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
@@ -71,10 +72,19 @@ pub fn validate(nick: &str, max_len: usize) -> Result<(), NickError> {
 ///
 /// Keys are for comparing, never shown.
 pub fn key(nick: &str) -> String {
-    let visible: String = nick.chars().filter(|&c| !sanitize::is_hidden(c)).collect();
-    let folded = fold(&visible);
+    let folded = fold(&visible(nick));
     let skeleton: String = unicode_security::skeleton(&folded).collect();
     fold(&skeleton)
+}
+
+/// `text` without the characters that show nothing ([`sanitize::is_hidden`]): a nickname
+/// is shown as what it looks like, without even the joiners chat text keeps.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if text.chars().any(sanitize::is_hidden) {
+        Cow::Owned(text.chars().filter(|&c| !sanitize::is_hidden(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// Unicode NFKC (fullwidth `Ａ` is `A`, the ligature `ﬁ` is `fi`), then full case folding

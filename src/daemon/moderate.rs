@@ -59,7 +59,7 @@ impl Daemon {
         })?;
         let notice = Formatter::error(format_args!("{}", rule.banned_text()));
         let key = match &rule.target {
-            Target::Nick(nick) => Some(nick::key(nick)),
+            Target::Nick { key, .. } => Some(key.clone()),
             Target::Net(_) => None,
         };
         let matches = |ip, nick: Option<&str>| match &key {
@@ -120,7 +120,7 @@ impl Daemon {
         uid: u32,
     ) -> Result<MuteReply, Failure> {
         let target = match nick.parse() {
-            Ok(Target::Nick(nick)) => Target::Nick(nick),
+            Ok(target @ Target::Nick { .. }) => target,
             _ => {
                 let message = format!("not a valid nickname: {nick}");
                 return Err(Failure::new("bad_target", message));
@@ -155,7 +155,7 @@ impl Daemon {
 
     /// Lifts the mute on `nick`; its user, if online, is told.
     pub fn unmute(&self, nick: &str, uid: u32) -> Result<UnmuteReply, Failure> {
-        let target = Target::Nick(nick.to_owned());
+        let target = Target::nick(nick.to_owned());
         let removed = self.save(|rules| moderation::remove(&mut rules.mutes, &target))?;
         let Some(rule) = removed else {
             return Err(Failure::new("not_found", format!("no mute on {nick}")));

@@ -28,8 +28,14 @@ pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 
 pub enum Target {
     /// An address (a range of one) or a CIDR range, IPv4 or IPv6.
     Net(IpNet),
-    /// A nickname, matched as look-alikes match ([`nick::key`]).
-    Nick(String),
+    /// A nickname, matched as look-alikes match: `key` is its [`nick::key`], computed once,
+    /// since every chat line is checked against every mute.
+    Nick {
+        /// As the operator wrote it (cleaned).
+        name: String,
+        /// Its [`nick::key`].
+        key: String,
+    },
 }
 
 impl Target {
@@ -37,14 +43,20 @@ impl Target {
     pub fn same(&self, other: &Target) -> bool {
         match (self, other) {
             (Target::Net(a), Target::Net(b)) => a == b,
-            (Target::Nick(a), Target::Nick(b)) => nick::key(a) == nick::key(b),
+            (Target::Nick { key: a, .. }, Target::Nick { key: b, .. }) => a == b,
             _ => false,
         }
     }
 
     /// Whether this is a nickname whose key is `key`.
     fn is_nick(&self, key: &str) -> bool {
-        matches!(self, Target::Nick(n) if nick::key(n) == key)
+        matches!(self, Target::Nick { key: k, .. } if k == key)
+    }
+
+    /// A nickname target.
+    pub fn nick(name: String) -> Target {
+        let key = nick::key(&name);
+        Target::Nick { name, key }
     }
 
     /// Whether this is a range holding `ip`. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`,
@@ -110,13 +122,11 @@ impl FromStr for Target {
             return Err("empty target: give an address, a range or a nickname".into());
         }
         // Cleaned as a nickname typed at the prompt is, so the rule holds what users see.
-        let nick: String = sanitize::clean(text.as_bytes())
-            .chars()
-            .filter(|&c| !sanitize::is_hidden(c))
-            .collect();
+        let cleaned = sanitize::clean(text.as_bytes());
+        let nick = nick::visible(&cleaned);
         nick::validate(&nick, MAX_NICK)
             .map_err(|e| format!("not an address, range or valid nickname ({e}): {text}"))?;
-        Ok(Target::Nick(nick))
+        Ok(Target::nick(nick.into_owned()))
     }
 }
 
@@ -140,7 +150,7 @@ impl fmt::Display for Target {
                 write!(f, "{}", net.addr())
             }
             Target::Net(net) => write!(f, "{net}"),
-            Target::Nick(nick) => f.write_str(nick),
+            Target::Nick { name, .. } => f.write_str(name),
         }
     }
 }

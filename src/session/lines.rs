@@ -13,7 +13,6 @@ use crate::events::Event;
 use crate::format::{self, Formatter};
 use crate::moderation::Rule;
 use crate::nick::{self, NickError};
-use crate::sanitize;
 use crate::stats::add;
 
 impl Session {
@@ -44,15 +43,8 @@ impl Session {
     }
 
     fn choose_nick(&mut self, line: &str) {
-        // A nickname keeps none of the invisible characters text may keep (joiners,
-        // variation selectors): it is shown as what it looks like.
-        let visible: String;
-        let line = if line.chars().any(sanitize::is_hidden) {
-            visible = line.chars().filter(|&c| !sanitize::is_hidden(c)).collect();
-            visible.as_str()
-        } else {
-            line
-        };
+        let visible = nick::visible(line);
+        let line = &*visible;
         if command::parse(line) == Command::Quit {
             return self.leave(Leave::Quit);
         }
