@@ -1,6 +1,7 @@
 //! Nickname rules: what may be chosen, and when two nicknames are the same.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
@@ -97,9 +98,10 @@ pub fn fold(nick: &str) -> String {
         .collect()
 }
 
-/// Whether the nickname whose [`key`] is `key` is one of `reserved`.
-pub fn is_reserved(key: &str, reserved: &[String]) -> bool {
-    reserved.iter().any(|r| self::key(r) == key)
+/// The [`key`]s of `reserved`, to look a nickname's key up in: computed once per
+/// configuration, not for every nickname attempt.
+pub fn keys(reserved: &[String]) -> HashSet<String> {
+    reserved.iter().map(|r| key(r)).collect()
 }
 
 #[cfg(test)]
@@ -178,9 +180,9 @@ mod tests {
 
     #[test]
     fn reserved_names() {
-        let reserved = vec!["admin".to_owned(), "Root".to_owned()];
-        assert!(is_reserved(&key("ADMIN"), &reserved));
-        assert!(is_reserved(&key("ｒｏｏｔ"), &reserved));
-        assert!(!is_reserved(&key("admins"), &reserved));
+        let reserved = keys(&["admin".to_owned(), "Root".to_owned()]);
+        assert!(reserved.contains(&key("ADMIN")));
+        assert!(reserved.contains(&key("ｒｏｏｔ")));
+        assert!(!reserved.contains(&key("admins")));
     }
 }

@@ -1,6 +1,7 @@
 //! What the whole running server shares: the room, the counters, the configuration's
 //! source, and the one shutdown switch that signals, natterctl and tests all use.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -20,6 +21,7 @@ use crate::limits::Limiter;
 use crate::log_gate::LogGate;
 use crate::logging::Logs;
 use crate::moderation::Moderation;
+use crate::nick;
 use crate::pace::Pace;
 use crate::stats::{Stats, get};
 use crate::systemd;
@@ -38,6 +40,8 @@ pub struct Daemon {
     pub hub: Hub,
     /// The configuration in force; a reload swaps it.
     config: RwLock<Arc<Config>>,
+    /// The keys of `[chat] reserved_nicks` in force ([`crate::nick::key`]).
+    reserved: RwLock<Arc<HashSet<String>>>,
     /// Totals since start.
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
@@ -89,6 +93,7 @@ impl Daemon {
             announce_pace: Pace::default(),
             refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
             hub: Hub::new(RoomSettings::from(&config)),
+            reserved: RwLock::new(Arc::new(nick::keys(&config.chat.reserved_nicks))),
             config: RwLock::new(Arc::new(config)),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
@@ -189,7 +194,18 @@ impl Daemon {
     /// Puts `config` in force for everything from now on, the room's settings included.
     fn set_config(&self, config: Config) {
         self.hub.set_settings(RoomSettings::from(&config));
+        let reserved = Arc::new(nick::keys(&config.chat.reserved_nicks));
+        *self
+            .reserved
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = reserved;
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// Whether the nickname whose [`nick::key`] is `key` is reserved.
+    pub fn is_reserved(&self, key: &str) -> bool {
+        let reserved = self.reserved.read().unwrap_or_else(PoisonError::into_inner);
+        reserved.contains(key)
     }
 
     /// How lines are formatted now.

@@ -51,7 +51,7 @@ impl Session {
         let config = self.daemon.config();
         let key = nick::key(line);
         let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
-            if nick::is_reserved(&key, &config.chat.reserved_nicks) {
+            if self.daemon.is_reserved(&key) {
                 Err(NickError::Reserved)
             } else {
                 Ok(())
