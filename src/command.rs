@@ -12,10 +12,26 @@ pub enum Command<'a> {
         /// The message.
         text: &'a str,
     },
-    /// `@nick` without a message, or `@` alone.
-    WhisperUsage,
-    /// `/ls`: who is online.
+    /// A command missing what it needs; the usage to show.
+    Usage(&'static str),
+    /// `/ls`: who is in this room.
     List,
+    /// `/me action`: an action line, `** nick action`.
+    Me(&'a str),
+    /// `/join #room` or `/j room`: move to a room, making it if need be.
+    Join(&'a str),
+    /// `/rooms`: every room.
+    Rooms,
+    /// `/topic` shows this room's topic, `/topic TEXT` sets it.
+    Topic(Option<&'a str>),
+    /// `/nick name`: change nickname.
+    Nick(&'a str),
+    /// `/away message` marks you away, `/away` back.
+    Away(Option<&'a str>),
+    /// `/ignore nick` hides a person; `/ignore` lists whom.
+    Ignore(Option<&'a str>),
+    /// `/unignore nick`.
+    Unignore(&'a str),
     /// `/h` or `/help`.
     Help,
     /// `/i`: toggle ignore mode.
@@ -29,8 +45,6 @@ pub enum Command<'a> {
         /// Why.
         reason: &'a str,
     },
-    /// `/report` without a nickname and a reason.
-    ReportUsage,
     /// Any other word starting with `/`.
     Unknown(&'a str),
 }
@@ -40,7 +54,7 @@ pub fn parse(line: &str) -> Command<'_> {
     if let Some(rest) = line.strip_prefix('@') {
         let (to, text) = split_word(rest);
         return if to.is_empty() || text.is_empty() {
-            Command::WhisperUsage
+            Command::Usage("@nick message")
         } else {
             Command::Whisper { to, text }
         };
@@ -52,9 +66,17 @@ pub fn parse(line: &str) -> Command<'_> {
                 (about, reason) if !about.is_empty() && !reason.is_empty() => {
                     Command::Report { about, reason }
                 }
-                _ => Command::ReportUsage,
+                _ => Command::Usage("/report nick reason"),
             },
             "/ls" => Command::List,
+            "/me" => required(rest, Command::Me, "/me action"),
+            "/join" | "/j" => required(rest, Command::Join, "/join #room"),
+            "/rooms" => Command::Rooms,
+            "/topic" => Command::Topic(optional(rest)),
+            "/nick" => required(rest, Command::Nick, "/nick name"),
+            "/away" => Command::Away(optional(rest)),
+            "/ignore" => Command::Ignore(optional(rest)),
+            "/unignore" => required(rest, Command::Unignore, "/unignore nick"),
             "/h" | "/help" => Command::Help,
             "/i" => Command::ToggleIgnore,
             "/quit" | "/q" => Command::Quit,
@@ -62,6 +84,23 @@ pub fn parse(line: &str) -> Command<'_> {
         };
     }
     Command::Say(line)
+}
+
+/// `command(rest)`, or the usage when `rest` is empty.
+fn required<'a>(
+    rest: &'a str,
+    command: fn(&'a str) -> Command<'a>,
+    usage: &'static str,
+) -> Command<'a> {
+    if rest.is_empty() {
+        Command::Usage(usage)
+    } else {
+        command(rest)
+    }
+}
+
+fn optional(rest: &str) -> Option<&str> {
+    (!rest.is_empty()).then_some(rest)
 }
 
 /// The first word and the trimmed rest.
@@ -77,7 +116,15 @@ pub const HELP: &[&str] = &[
     "Commands:",
     "  text           send text to everyone",
     "  @nick text     send text to nick only",
-    "  /ls            list who is online",
+    "  /me action     act: shown as ** nick action",
+    "  /ls            list who is in this room",
+    "  /join #room    go to a room (/j for short); a new name makes a new room",
+    "  /rooms         list the rooms",
+    "  /topic [text]  show or set this room's topic",
+    "  /nick name     change your nickname",
+    "  /away [text]   mark yourself away with a message, or back without one",
+    "  /ignore [nick] stop seeing nick's messages; alone, list whom you ignore",
+    "  /unignore nick see nick's messages again",
     "  /i             ignore mode on/off: stop or resume receiving group messages",
     "  /report nick reason  tell the operators about abuse",
     "  /h, /help      show this help",
@@ -110,9 +157,9 @@ mod tests {
                 text: "spaced"
             }
         );
-        assert_eq!(parse("@bob"), WhisperUsage);
-        assert_eq!(parse("@"), WhisperUsage);
-        assert_eq!(parse("@ hi"), WhisperUsage);
+        assert_eq!(parse("@bob"), Usage("@nick message"));
+        assert_eq!(parse("@"), Usage("@nick message"));
+        assert_eq!(parse("@ hi"), Usage("@nick message"));
     }
 
     #[test]
@@ -134,7 +181,28 @@ mod tests {
                 reason: "spamming  links"
             }
         );
-        assert_eq!(parse("/REPORT bob"), ReportUsage);
-        assert_eq!(parse("/report"), ReportUsage);
+        assert_eq!(parse("/REPORT bob"), Usage("/report nick reason"));
+        assert_eq!(parse("/report"), Usage("/report nick reason"));
+    }
+
+    #[test]
+    fn room_and_people_commands() {
+        assert_eq!(parse("/me waves  hi"), Me("waves  hi"));
+        assert_eq!(parse("/me"), Usage("/me action"));
+        assert_eq!(parse("/j rust"), Join("rust"));
+        assert_eq!(parse("/JOIN #a b"), Join("#a b"));
+        assert_eq!(parse("/join"), Usage("/join #room"));
+        assert_eq!(parse("/rooms"), Rooms);
+        assert_eq!(parse("/topic"), Topic(None));
+        assert_eq!(parse("/topic  hello there"), Topic(Some("hello there")));
+        assert_eq!(parse("/nick alicia"), Nick("alicia"));
+        assert_eq!(parse("/nick"), Usage("/nick name"));
+        assert_eq!(parse("/away"), Away(None));
+        assert_eq!(parse("/away lunch"), Away(Some("lunch")));
+        assert_eq!(parse("/ignore"), Ignore(None));
+        assert_eq!(parse("/ignore bob"), Ignore(Some("bob")));
+        assert_eq!(parse("/unignore bob"), Unignore("bob"));
+        assert_eq!(parse("/unignore"), Usage("/unignore nick"));
+        assert_eq!(parse("/me's"), Unknown("/me's"));
     }
 }

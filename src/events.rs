@@ -133,6 +133,37 @@ pub enum Event {
         /// Messages they missed.
         skipped: u64,
     },
+    /// A room came to be: a user's `/join`, or a new `[[chat.rooms]]` entry.
+    RoomCreated {
+        /// Its name, `#name`.
+        room: String,
+        /// Who made it: a nickname, or `config`.
+        by: String,
+    },
+    /// A user room's last user left, or it was dropped from the configuration while empty.
+    RoomRemoved {
+        /// Its name.
+        room: String,
+    },
+    /// A room's topic changed.
+    Topic {
+        /// The room.
+        room: String,
+        /// The new topic; absent when cleared.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        /// A nickname, `operators` (natterctl) or `config` (a reload).
+        by: String,
+    },
+    /// A user changed nickname with `/nick`.
+    Nick {
+        /// The nickname before.
+        old: String,
+        /// The nickname now.
+        new: String,
+        /// Their address.
+        peer: String,
+    },
     /// The configuration was reloaded.
     Reload {
         /// Keys now in effect.
@@ -168,7 +199,8 @@ impl Event {
 }
 
 /// Where events are published. Each event is stamped and formatted once, then shared.
-#[derive(Debug)]
+/// Clones publish to the same watchers.
+#[derive(Debug, Clone)]
 pub struct Events {
     sender: broadcast::Sender<std::sync::Arc<str>>,
 }

@@ -26,6 +26,11 @@ impl Formatter {
         self.stamped(format_args!("<{nick}> {text}"))
     }
 
+    /// `** nick text`: a `/me` action. Two stars, so it never passes for a server line.
+    pub fn action(&self, nick: &str, text: &str) -> Bytes {
+        self.stamped(format_args!("** {nick} {text}"))
+    }
+
     /// `[from -> to] text`: a private message, shown to both ends.
     pub fn private(&self, from: &str, to: &str, text: &str) -> Bytes {
         self.stamped(format_args!("[{from} -> {to}] {text}"))
@@ -70,6 +75,7 @@ mod tests {
         assert_eq!(f.group("alice", "hi"), "<alice> hi\r\n");
         assert_eq!(f.private("alice", "bob", "psst"), "[alice -> bob] psst\r\n");
         assert_eq!(f.system(format_args!("bob joined")), "* bob joined\r\n");
+        assert_eq!(f.action("bob", "waves"), "** bob waves\r\n");
         assert_eq!(Formatter::error(format_args!("no")), "! no\r\n");
     }
 

@@ -20,8 +20,9 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::dirs;
+use crate::hub::{RoomName, room};
 use crate::sanitize;
-use proto::{AdminCommand, Failure, Framed, ListReply, Read, WallReply};
+use proto::{AdminCommand, Failure, Framed, ListReply, Read, RoomsReply, TopicReply, WallReply};
 
 /// Admin connections served at once; more wait for a free place.
 const MAX_CONNECTIONS: usize = 8;
@@ -279,21 +280,70 @@ async fn reply(framed: &mut Framed<UnixStream>, line: &str) -> bool {
     }
 }
 
+/// A room name from natterctl, checked like a user's `/join`.
+fn room_name(text: &str) -> Result<RoomName, Failure> {
+    RoomName::parse(text).map_err(|e| Failure::new("bad_room", format!("bad room name: {e}")))
+}
+
+fn no_such_room(name: &RoomName) -> Failure {
+    Failure::new("not_found", format!("no such room: {}", name.shown))
+}
+
 /// Carries out one admin command from operator `uid`; the reply's fields as JSON.
 fn execute(daemon: &Daemon, command: AdminCommand, uid: u32) -> Result<Value, Failure> {
     // Ban and mute reasons are cleaned where rules are made (`Daemon::ban`, `Daemon::mute`).
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
     match command {
-        AdminCommand::List => Ok(json(&ListReply {
-            connections: daemon.hub.connections(),
+        AdminCommand::List { room } => {
+            let mut connections = daemon.hub.connections();
+            if let Some(room) = room {
+                let name = room_name(&room)?;
+                connections.retain(|c| {
+                    c.room
+                        .as_deref()
+                        .and_then(|r| RoomName::parse(r).ok())
+                        .is_some_and(|r| r.key == name.key)
+                });
+            }
+            Ok(json(&ListReply { connections }))
+        }
+        AdminCommand::Rooms => Ok(json(&RoomsReply {
+            rooms: daemon.hub.rooms(),
         })),
+        AdminCommand::Topic { room, text } => {
+            let name = room_name(&room)?;
+            let topic = room::clean_text(&text.join(" ")).map_err(|_| {
+                Failure::new(
+                    "bad_request",
+                    format!("topic too long (max {} bytes)", room::MAX_TEXT_BYTES),
+                )
+            })?;
+            let shown = daemon
+                .hub
+                .set_topic(&name, topic.clone())
+                .map_err(|_| no_such_room(&name))?;
+            info!(
+                room = &*shown,
+                topic = topic.as_deref().unwrap_or(""),
+                "topic set"
+            );
+            Ok(json(&TopicReply {
+                room: shown.to_string(),
+                topic: topic.map(|t| t.to_string()),
+            }))
+        }
         AdminCommand::Kick { nick, reason } => daemon.kick(&nick, reason, uid).map(|r| json(&r)),
-        AdminCommand::Wall { text } => {
+        AdminCommand::Wall { room, text } => {
             let text = clean(&text.join(" "));
             if text.is_empty() {
                 return Err(Failure::new("bad_request", "wall needs some text"));
             }
-            let recipients = daemon.hub.wall(&text) as u64;
+            let room = room.as_deref().map(room_name).transpose()?;
+            let recipients = daemon
+                .hub
+                .wall(&text, room.as_ref())
+                .map_err(|_| no_such_room(room.as_ref().expect("only a room is missing")))?
+                as u64;
             Ok(json(&WallReply { recipients }))
         }
         AdminCommand::Stats => Ok(json(&daemon.report())),

@@ -18,15 +18,30 @@ pub use crate::daemon::outcome::{
     BanReply, BansReply, Failure, KickReply, MuteReply, ReloadReply, StatsReply, UnbanReply,
     UnmuteReply,
 };
-pub use crate::hub::Connection;
+pub use crate::hub::{Connection, RoomInfo};
 
 /// What an operator asks natterd to do: the request's wire form (serde, tagged by `cmd`)
 /// and natterctl's subcommand (clap) in one type, so a command is declared once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminCommand {
-    /// Every connection: nick, address, idle time, traffic, queue.
-    List,
+    /// Every connection: nick, room, address, idle time, traffic, queue.
+    List {
+        /// Only the users in this room.
+        #[arg(long)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// Every room: name, users, topic, and whether the config or a user made it.
+    Rooms,
+    /// Set the topic of any room (announced as set by the operators); no TEXT clears it.
+    Topic {
+        /// The room, e.g. "#rust" or "rust".
+        room: String,
+        /// The new topic (on the wire, one string; absent: clear).
+        #[serde(default, with = "words", skip_serializing_if = "Vec::is_empty")]
+        text: Vec<String>,
+    },
     /// Disconnect a user; they and everyone else are told.
     Kick {
         /// The user's nickname (any case).
@@ -36,8 +51,12 @@ pub enum AdminCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// Send "* [server] TEXT" to every user.
+    /// Send "* [server] TEXT" to every user, or to everyone in one room.
     Wall {
+        /// Only this room.
+        #[arg(long)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// The announcement (on the wire, one string).
         #[arg(required = true)]
         #[serde(with = "words")]
@@ -131,9 +150,11 @@ mod words {
 /// from bad arguments, and to refuse stray fields, which serde lets through for commands
 /// without arguments.
 const COMMANDS: &[(&str, &[&str])] = &[
-    ("list", &[]),
+    ("list", &["room"]),
+    ("rooms", &[]),
+    ("topic", &["room", "text"]),
     ("kick", &["nick", "reason"]),
-    ("wall", &["text"]),
+    ("wall", &["room", "text"]),
     ("stats", &[]),
     ("reload", &[]),
     ("reopen_logs", &[]),
@@ -261,6 +282,23 @@ pub struct ListReply {
     pub connections: Vec<Connection>,
 }
 
+/// The reply to `rooms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomsReply {
+    /// Most users first.
+    pub rooms: Vec<RoomInfo>,
+}
+
+/// The reply to `topic`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicReply {
+    /// The room, as shown.
+    pub room: String,
+    /// The topic now; absent when cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
 /// The reply to `wall`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WallReply {
@@ -358,7 +396,7 @@ mod tests {
 
     #[test]
     fn every_command_has_its_wire_name() {
-        assert_eq!(AdminCommand::List.name(), "list");
+        assert_eq!(AdminCommand::List { room: None }.name(), "list");
         assert_eq!(AdminCommand::ReopenLogs.name(), "reopen_logs");
         let ban = AdminCommand::Ban {
             target: "x".into(),

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 use super::{Config, ConfigError};
+use crate::hub::RoomName;
+use crate::hub::room::MAX_TEXT_BYTES;
 
 /// Parses and checks `text`; `file` only names it in errors.
 pub(super) fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
@@ -96,6 +98,45 @@ impl Config {
             "chat.reserved_nicks",
             "must be at most 1000 names of 1 to 64 characters",
         );
+        check(
+            RoomName::parse(&c.default_room).is_ok(),
+            "chat.default_room",
+            "must be a room name: 1 to 24 characters after an optional #, no spaces or controls",
+        );
+        check(
+            c.rooms.len() <= 1000,
+            "chat.rooms",
+            "must be at most 1000 rooms",
+        );
+        let mut keys = std::collections::HashSet::new();
+        for room in &c.rooms {
+            let name = RoomName::parse(&room.name);
+            check(
+                name.is_ok(),
+                "chat.rooms",
+                &format!(
+                    "{:?} is not a room name: 1 to 24 characters after an optional #, no spaces or controls",
+                    room.name
+                ),
+            );
+            if let Ok(name) = name {
+                check(
+                    keys.insert(name.key),
+                    "chat.rooms",
+                    &format!("{:?} is named twice", room.name),
+                );
+            }
+            if let Some(topic) = &room.topic {
+                check(
+                    topic.len() <= MAX_TEXT_BYTES && !topic.chars().any(char::is_control),
+                    "chat.rooms",
+                    &format!(
+                        "the topic of {:?} must be at most {MAX_TEXT_BYTES} bytes, with no control characters",
+                        room.name
+                    ),
+                );
+            }
+        }
         let l = &self.limits;
         check(
             l.flood_rate == 0.0 || (0.01..=1000.0).contains(&l.flood_rate),
@@ -107,6 +148,8 @@ impl Config {
             ("chat.max_nick_len", c.max_nick_len as u64, 1..=64),
             ("chat.max_line_bytes", c.max_line_bytes as u64, 16..=65536),
             ("chat.announce_max", c.announce_max as u64, 0..=10_000_000),
+            ("chat.history", c.history as u64, 0..=1000),
+            ("chat.max_rooms", c.max_rooms as u64, 0..=10_000),
             ("limits.max_clients", l.max_clients as u64, 0..=10_000_000),
             (
                 "limits.max_clients_per_ip",

@@ -98,6 +98,27 @@ pub struct Chat {
     pub announce_max: usize,
     /// Nicknames nobody may take (compared as look-alikes, like all nicknames).
     pub reserved_nicks: Vec<String>,
+    /// Group messages and `/me` lines each room keeps in memory for those who enter it.
+    pub history: usize,
+    /// Whether users may create rooms with `/join`.
+    pub user_rooms: bool,
+    /// User rooms that may exist at once (config rooms not counted).
+    pub max_rooms: usize,
+    /// The room everyone enters at login; it always exists.
+    pub default_room: String,
+    /// `[[chat.rooms]]`: rooms that always exist.
+    pub rooms: Vec<ConfigRoom>,
+}
+
+/// One `[[chat.rooms]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRoom {
+    /// Its name, with or without the leading `#`.
+    pub name: String,
+    /// Its topic, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 impl Default for Chat {
@@ -110,6 +131,11 @@ impl Default for Chat {
             reserved_nicks: ["admin", "server", "root", "operator", "natter", "system"]
                 .map(String::from)
                 .to_vec(),
+            history: 20,
+            user_rooms: true,
+            max_rooms: 100,
+            default_room: "lobby".to_owned(),
+            rooms: Vec::new(),
         }
     }
 }
@@ -387,6 +413,44 @@ chat = true
                 "r.toml:5: server.listen: needs at least one address",
             ]
         );
+    }
+
+    #[test]
+    fn rooms_are_checked() {
+        let text = "[chat]\nhistory = 20\ndefault_room = \"#main\"\n\
+                    [[chat.rooms]]\nname = \"#main\"\ntopic = \"welcome\"\n\
+                    [[chat.rooms]]\nname = \"rust\"\n";
+        let c = parse(text, "r.toml").unwrap();
+        assert_eq!(c.chat.rooms.len(), 2);
+        assert_eq!(c.chat.rooms[0].topic.as_deref(), Some("welcome"));
+        let bad = format!(
+            "[chat]\nhistory = 1001\nmax_rooms = 10001\ndefault_room = \"a b\"\n\
+             [[chat.rooms]]\nname = \"x\"\ntopic = \"{}\"\n\
+             [[chat.rooms]]\nname = \"#X\"\n\
+             [[chat.rooms]]\nname = \"\\u001b[2J\"\n",
+            "t".repeat(201)
+        );
+        let errors: Vec<String> = parse(&bad, "r.toml")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let has = |s: &str| errors.iter().any(|e| e.contains(s));
+        assert!(has("chat.history: must be from 0 to 1000"), "{errors:#?}");
+        assert!(
+            has("chat.max_rooms: must be from 0 to 10000"),
+            "{errors:#?}"
+        );
+        assert!(has("chat.default_room: must be a room name"), "{errors:#?}");
+        assert!(
+            has("the topic of \"x\" must be at most 200 bytes"),
+            "{errors:#?}"
+        );
+        assert!(has("\"#X\" is named twice"), "{errors:#?}");
+        assert!(has("is not a room name"), "{errors:#?}");
+        let stray = "[[chat.rooms]]\nname = \"y\"\nbogus = 1\n";
+        let errors = parse(stray, "r.toml").unwrap_err();
+        assert!(errors[0].to_string().contains("bogus"), "{errors:?}");
     }
 
     #[test]

@@ -84,15 +84,16 @@ impl Daemon {
         logs: Arc<Logs>,
         moderation: Moderation,
     ) -> Daemon {
+        let events = Events::default();
         Daemon {
             moderation,
-            events: Events::default(),
+            hub: Hub::new(RoomSettings::from(&config), events.clone()),
+            events,
             log_gate: LogGate::default(),
             connect_pace: Pace::default(),
             report_pace: Pace::default(),
             announce_pace: Pace::default(),
             refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
-            hub: Hub::new(RoomSettings::from(&config)),
             reserved: RwLock::new(Arc::new(nick::keys(&config.chat.reserved_nicks))),
             config: RwLock::new(Arc::new(config)),
             stats: Stats::default(),
@@ -248,7 +249,7 @@ impl Daemon {
 
     /// The `stats` report.
     pub fn report(&self) -> StatsReply {
-        let (online, peak) = self.hub.counts();
+        let (online, peak, rooms) = self.hub.counts();
         let s = &self.stats;
         let rules = self.moderation.rules();
         StatsReply {
@@ -256,6 +257,7 @@ impl Daemon {
             uptime_secs: self.started.elapsed().as_secs(),
             listen: self.listen.iter().map(ToString::to_string).collect(),
             users_online: online as u64,
+            rooms: rooms as u64,
             peak_users: peak as u64,
             connections: self.limiter.open() as u64,
             accepted: get(&s.accepted),

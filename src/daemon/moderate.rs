@@ -62,8 +62,8 @@ impl Daemon {
             Target::Nick { key, .. } => Some(key.clone()),
             Target::Net(_) => None,
         };
-        let matches = |ip, nick: Option<&str>| match &key {
-            Some(key) => nick == Some(key.as_str()),
+        let matches = |ip, keys: &[Arc<str>]| match &key {
+            Some(key) => keys.iter().any(|k| **k == **key),
             None => rule.target.holds(ip),
         };
         let kicked: Vec<String> = self

@@ -39,6 +39,9 @@ pub struct StatsReply {
     pub listen: Vec<String>,
     /// Logged-in users now.
     pub users_online: u64,
+    /// Rooms now, configured and user-made.
+    #[serde(default)]
+    pub rooms: u64,
     /// Most users online at once since start.
     pub peak_users: u64,
     /// Connections open now, logged in or not.

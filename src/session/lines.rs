@@ -6,11 +6,11 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{AYT_INTERVAL, LIST_MAX_BYTES, Leave, REPORT_BURST, REPORTS_PER_MINUTE, Session};
+use super::{AYT_INTERVAL, Leave, REPORT_BURST, REPORTS_PER_MINUTE, Session};
 use crate::cause::Refused;
 use crate::command::{self, Command};
 use crate::events::Event;
-use crate::format::{self, Formatter};
+use crate::format;
 use crate::moderation::Rule;
 use crate::nick::{self, NickError};
 use crate::stats::add;
@@ -89,7 +89,7 @@ impl Session {
                     peer: self.peer.to_string(),
                 });
                 self.nick = Some(nick);
-                self.nick_key = key;
+                self.keys = vec![key.into()];
             }
             Err(reason) => {
                 if self.may_log() {
@@ -102,7 +102,7 @@ impl Session {
     }
 
     /// Tells a client its nickname is banned, and closes.
-    fn refuse_banned_nick(&mut self, nick: &str, ban: &Rule) {
+    pub(super) fn refuse_banned_nick(&mut self, nick: &str, ban: &Rule) {
         if self.may_log() {
             info!(nick, "nickname refused: banned");
         }
@@ -116,54 +116,37 @@ impl Session {
     }
 
     fn command(&mut self, nick: &str, line: &str) {
-        let hub = &self.daemon.hub;
-        let relayed = &self.daemon.stats.lines_relayed;
-        // One look at the live configuration per line: formatting and chat logging.
-        let config = self.daemon.config();
-        let format = Formatter::new(config.chat.timestamps);
         let command = command::parse(line);
-        if matches!(command, Command::Say(_) | Command::Whisper { .. })
-            && let Some(mute) = self
-                .daemon
-                .moderation
-                .rules()
-                .mute_on(&self.nick_key, Utc::now())
-        {
+        let speaks = match command {
+            Command::Say(_) | Command::Whisper { .. } | Command::Me(_) | Command::Nick(_) => true,
+            Command::Topic(text) | Command::Away(text) => text.is_some(),
+            _ => false,
+        };
+        if speaks && let Some(muted) = self.muted() {
             add(&self.daemon.stats.muted_messages, 1);
-            return self.error(format_args!("{}", mute.muted_text()));
+            return self.error(format_args!("{muted}"));
         }
+        let format = self.daemon.hub.format();
         match command {
-            Command::Say(text) => {
-                let msg = format.group(nick, text);
-                match hub.say(self.id, &msg) {
-                    Ok(skipped) => {
-                        add(relayed, 1);
-                        add(&self.daemon.stats.skipped_messages, skipped);
-                        if config.log.chat {
-                            info!(target: "natter::chat", from = nick, text, "group message");
-                        }
-                    }
-                    Err(_) => self.error(format_args!("you are in ignore mode (/i to leave it)")),
-                }
-            }
-            Command::Whisper { to, text } => match hub.whisper(self.id, nick, to, text) {
-                Ok(()) => {
-                    add(relayed, 1);
-                    if config.log.chat {
-                        info!(target: "natter::chat", from = nick, to, text, "private message");
-                    }
-                }
-                Err(_) => self.error(format_args!("no such user: {to}")),
-            },
-            Command::WhisperUsage => self.error(format_args!("usage: @nick message")),
+            Command::Say(text) => self.group(nick, text, format.group(nick, text)),
+            Command::Me(text) => self.group(nick, text, format.action(nick, text)),
+            Command::Whisper { to, text } => self.whisper(nick, to, text),
+            Command::Usage(usage) => self.error(format_args!("usage: {usage}")),
             Command::List => self.list(),
+            Command::Join(name) => self.join(name),
+            Command::Rooms => self.rooms(),
+            Command::Topic(text) => self.topic(text),
+            Command::Nick(new) => self.change_nick(new),
+            Command::Away(text) => self.away(text),
+            Command::Ignore(who) => self.ignore(who),
+            Command::Unignore(who) => self.unignore(who),
             Command::Help => {
                 for text in command::HELP {
                     self.send(format::line(format_args!("{text}")));
                 }
             }
             Command::ToggleIgnore => {
-                let line = if hub.toggle_ignore(self.id) {
+                let line = if self.daemon.hub.toggle_ignore(self.id) {
                     "ignore mode on: you no longer receive group messages (/i to leave it)"
                 } else {
                     "ignore mode off: you receive group messages again"
@@ -175,10 +158,44 @@ impl Session {
                 self.leave(Leave::Quit);
             }
             Command::Report { about, reason } => self.report(nick, about, reason),
-            Command::ReportUsage => self.error(format_args!("usage: /report nick reason")),
             Command::Unknown(word) => {
                 self.error(format_args!("unknown command {word} (/h for help)"));
             }
+        }
+    }
+
+    /// Why this user may not speak now (`you are muted (until TIME)`), if muted under any
+    /// nickname held this connection.
+    fn muted(&self) -> Option<String> {
+        let rules = self.daemon.moderation.rules();
+        let now = Utc::now();
+        let mute = self.keys.iter().find_map(|key| rules.mute_on(key, now))?;
+        Some(mute.muted_text())
+    }
+
+    /// A group message or `/me` line, `msg`, to the room.
+    fn group(&mut self, nick: &str, text: &str, msg: Bytes) {
+        match self.daemon.hub.say(self.id, &msg) {
+            Ok(skipped) => {
+                add(&self.daemon.stats.lines_relayed, 1);
+                add(&self.daemon.stats.skipped_messages, skipped);
+                if self.daemon.config().log.chat {
+                    info!(target: "natter::chat", from = nick, text, "group message");
+                }
+            }
+            Err(_) => self.error(format_args!("you are in ignore mode (/i to leave it)")),
+        }
+    }
+
+    fn whisper(&mut self, nick: &str, to: &str, text: &str) {
+        match self.daemon.hub.whisper(self.id, nick, to, text) {
+            Ok(()) => {
+                add(&self.daemon.stats.lines_relayed, 1);
+                if self.daemon.config().log.chat {
+                    info!(target: "natter::chat", from = nick, to, text, "private message");
+                }
+            }
+            Err(_) => self.error(format_args!("no such user: {to}")),
         }
     }
 
@@ -209,33 +226,5 @@ impl Session {
         });
         let format = self.daemon.hub.format();
         self.send(format.system(format_args!("report about {about} sent to the operators")));
-    }
-
-    fn list(&self) {
-        let members = self.daemon.hub.members();
-        let format = self.daemon.hub.format();
-        let mut names = String::new();
-        let mut shown = 0;
-        for member in &members {
-            if names.len() >= LIST_MAX_BYTES {
-                break;
-            }
-            if shown > 0 {
-                names.push_str(", ");
-            }
-            names.push_str(&member.nick);
-            if member.ignoring {
-                names.push_str(" (ignoring)");
-            }
-            shown += 1;
-        }
-        let more = members.len() - shown;
-        let count = members.len();
-        let line = if more > 0 {
-            format.system(format_args!("{count} online: {names}, and {more} more"))
-        } else {
-            format.system(format_args!("{count} online: {names}"))
-        };
-        self.send(line);
     }
 }

@@ -32,6 +32,8 @@ mod conn;
 mod input;
 mod leave;
 mod lines;
+mod people;
+mod rooms;
 
 pub use conn::Transport;
 use conn::{Conn, READ_CHUNK, WRITE_CHUNK};
@@ -39,11 +41,13 @@ use leave::{Leave, io_leave};
 
 /// How long a leaving client gets to take its last lines.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// `/ls` names at most this many bytes of nicknames, then counts the rest.
-const LIST_MAX_BYTES: usize = 2000;
 /// `/report`: this many at once from one address, then one per minute.
 const REPORT_BURST: u32 = 3;
 const REPORTS_PER_MINUTE: u32 = 1;
+/// `/nick`: this many changes at once, then this many a minute.
+const NICKS_PER_MINUTE: u32 = 3;
+/// `/join` of a room that does not exist yet: this many at once, then this many a minute.
+const ROOMS_PER_MINUTE: u32 = 5;
 
 /// Lines and telnet events acted on per turn of the session loop, and the time a turn may
 /// take; a connection with more input waiting yields to the other tasks before it goes on.
@@ -135,8 +139,12 @@ struct Session {
     peer: SocketAddr,
     /// Set once logged in.
     nick: Option<Arc<str>>,
-    /// The nickname's [`nick::key`], for mute checks.
-    nick_key: String,
+    /// The [`crate::nick::key`]s of the nicknames held this connection, newest last, so a
+    /// mute on a name given up still holds.
+    keys: Vec<Arc<str>>,
+    /// Paces for `/nick` and room creation, made at first use: most connections never
+    /// need them, and every connection's future carries this field.
+    paces: Option<Box<Paces>>,
     /// This connection's share of the log (see [`crate::log_gate`]).
     log_bucket: Bucket,
     /// Set when the client is done; what is queued is still written.
@@ -170,7 +178,8 @@ impl Session {
             meter,
             peer,
             nick: None,
-            nick_key: String::new(),
+            keys: Vec::new(),
+            paces: None,
             log_bucket: LogGate::connection(),
             leaving: None,
             last_ayt: None,
@@ -458,6 +467,26 @@ impl Session {
     }
 }
 
+/// How fast one connection may change nickname and make rooms.
+struct Paces {
+    /// `/nick` changes ([`NICKS_PER_MINUTE`]).
+    nick: Bucket,
+    /// Rooms made with `/join` ([`ROOMS_PER_MINUTE`]).
+    room: Bucket,
+}
+
+impl Session {
+    fn paces(&mut self) -> &mut Paces {
+        let per_minute = |n: u32| Bucket::new(f64::from(n) / 60.0, n, self.started);
+        self.paces.get_or_insert_with(|| {
+            Box::new(Paces {
+                nick: per_minute(NICKS_PER_MINUTE),
+                room: per_minute(ROOMS_PER_MINUTE),
+            })
+        })
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -511,7 +540,9 @@ mod tests {
         );
         let names: Vec<String> = daemon
             .hub
-            .members()
+            .members(watcher_id)
+            .unwrap()
+            .1
             .iter()
             .map(|m| m.nick.to_string())
             .collect();

@@ -4,7 +4,9 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use natter::admin::proto::{BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply};
+use natter::admin::proto::{
+    BanReply, BansReply, ListReply, MuteReply, ReloadReply, RoomsReply, StatsReply,
+};
 use natter::moderation::Rule;
 use natter::sanitize;
 
@@ -26,15 +28,17 @@ pub fn shown(text: &str) -> String {
 /// `list` as an aligned table, one connection per row.
 pub fn list_table(reply: &ListReply) -> String {
     let header = [
-        "ID", "NICK", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE", "SKIPPED",
+        "ID", "NICK", "ROOM", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE",
+        "SKIPPED",
     ];
-    let rows: Vec<[String; 11]> = reply
+    let rows: Vec<[String; 12]> = reply
         .connections
         .iter()
         .map(|c| {
             [
                 c.id.to_string(),
                 c.nick.clone().unwrap_or_else(|| "-".into()),
+                c.room.clone().unwrap_or_else(|| "-".into()),
                 c.peer.clone(),
                 c.since.clone(),
                 format!("{}s", c.idle_secs),
@@ -48,6 +52,23 @@ pub fn list_table(reply: &ListReply) -> String {
         })
         .collect();
     table(&header, &rows)
+}
+
+/// `rooms` as a table, most users first.
+pub fn rooms_table(reply: &RoomsReply) -> String {
+    let rows: Vec<[String; 4]> = reply
+        .rooms
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.users.to_string(),
+                r.kind.clone(),
+                r.topic.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["ROOM", "USERS", "KIND", "TOPIC"], &rows)
 }
 
 /// Rows under a header, each column as wide as its widest cell.
@@ -156,6 +177,7 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("listen", s.listen.join(" ")),
         ("users_online", s.users_online.to_string()),
         ("peak_users", s.peak_users.to_string()),
+        ("rooms", s.rooms.to_string()),
         ("connections", s.connections.to_string()),
         ("accepted", s.accepted.to_string()),
         ("lines_relayed", s.lines_relayed.to_string()),
@@ -201,6 +223,7 @@ mod tests {
         let conn = |id, nick: Option<&str>| Connection {
             id,
             nick: nick.map(Into::into),
+            room: nick.map(|_| "#lobby".into()),
             peer: "127.0.0.1:40000".into(),
             since: "2026-01-01T00:00:00Z".into(),
             idle_secs: 5,
@@ -216,13 +239,13 @@ mod tests {
         });
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("ID  NICK   PEER"), "{table}");
+        assert!(lines[0].starts_with("ID  NICK   ROOM    PEER"), "{table}");
         assert!(
-            lines[1].starts_with("1   alice  127.0.0.1:40000"),
+            lines[1].starts_with("1   alice  #lobby  127.0.0.1:40000"),
             "{table}"
         );
         assert!(
-            lines[2].starts_with("2   -      127.0.0.1:40000"),
+            lines[2].starts_with("2   -      -       127.0.0.1:40000"),
             "{table}"
         );
         let col = lines[0].find("IGNORE").unwrap();

@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use natter::admin::client::{self, ClientError};
 use natter::admin::proto::{
-    self, AdminCommand, BanReply, BansReply, ListReply, MuteReply, ReloadReply, StatsReply,
+    self, AdminCommand, BanReply, BansReply, ListReply, MuteReply, ReloadReply, RoomsReply,
+    StatsReply,
 };
 use natter::admin::socket_path;
 use natter::{config, events};
@@ -141,8 +142,20 @@ fn human(command: &AdminCommand, fields: Map<String, Value>) -> String {
     let value = Value::Object(fields);
     let parse = |what| format!("natterd's {what} reply was unreadable\n");
     match command {
-        AdminCommand::List => serde_json::from_value::<ListReply>(value)
+        AdminCommand::List { .. } => serde_json::from_value::<ListReply>(value)
             .map_or_else(|_| parse("list"), |r| display::list_table(&r)),
+        AdminCommand::Rooms => serde_json::from_value::<RoomsReply>(value)
+            .map_or_else(|_| parse("rooms"), |r| display::rooms_table(&r)),
+        AdminCommand::Topic { .. } => match value["topic"].as_str() {
+            Some(topic) => format!(
+                "topic of {} set: {topic}\n",
+                value["room"].as_str().unwrap_or("?")
+            ),
+            None => format!(
+                "topic of {} cleared\n",
+                value["room"].as_str().unwrap_or("?")
+            ),
+        },
         AdminCommand::Stats => serde_json::from_value::<StatsReply>(value)
             .map_or_else(|_| parse("stats"), |r| display::stats_lines(&r)),
         AdminCommand::Reload => serde_json::from_value::<ReloadReply>(value)

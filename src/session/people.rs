@@ -1,0 +1,128 @@
+//! What users set about themselves: `/nick`, `/away`, `/ignore` and `/unignore`.
+
+use chrono::Utc;
+use tokio::time::Instant;
+use tracing::info;
+
+use super::Session;
+use super::rooms::bounded_list;
+use crate::hub::IgnoreError;
+use crate::hub::room::{self, MAX_TEXT_BYTES};
+use crate::nick::{self, NickError};
+
+/// Nickname keys a session remembers for mute checks; as [`crate::hub`] keeps for bans.
+const KEYS_KEPT: usize = 32;
+
+impl Session {
+    /// `/nick`: every rule of the prompt, at most [`super::NICKS_PER_MINUTE`] changes a minute.
+    pub(super) fn change_nick(&mut self, wanted: &str) {
+        let visible = nick::visible(wanted);
+        let new = &*visible;
+        let now = Instant::now();
+        if let Some(wait) = self.paces().nick.wait(now) {
+            let secs = wait.as_secs() + 1;
+            return self.error(format_args!(
+                "too many nickname changes; try again in {secs} s"
+            ));
+        }
+        let key = nick::key(new);
+        let valid = nick::validate(new, self.config.chat.max_nick_len).and_then(|()| {
+            if self.daemon.is_reserved(&key) {
+                Err(NickError::Reserved)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(reason) = valid {
+            return self.error(format_args!("{reason}: {new}"));
+        }
+        let banned = || {
+            let rules = self.daemon.moderation.rules();
+            rules.ban_on_nick(&key, Utc::now()).is_some()
+        };
+        if banned() {
+            return self.error(format_args!("nickname banned: {new}"));
+        }
+        if self.nick.as_deref() == Some(new) {
+            return self.error(format_args!("you are already {new}"));
+        }
+        match self.daemon.hub.rename(self.id, new, &key) {
+            Ok(old) => {
+                let _ = self.paces().nick.take(now);
+                self.nick = Some(new.into());
+                self.keys.retain(|k| **k != *key);
+                self.keys.push(key.as_str().into());
+                if self.keys.len() > KEYS_KEPT {
+                    self.keys.remove(0);
+                }
+                if self.may_log() {
+                    info!(old = &*old, new, "nickname changed");
+                }
+                // A ban made between the check above and the change did not see this name.
+                if let Some(ban) = self
+                    .daemon
+                    .moderation
+                    .rules()
+                    .ban_on_nick(&key, Utc::now())
+                    .cloned()
+                {
+                    self.refuse_banned_nick(new, &ban);
+                }
+            }
+            Err(reason) => self.error(format_args!("{reason}: {new}")),
+        }
+    }
+
+    /// `/away TEXT` or `/away`.
+    pub(super) fn away(&self, text: Option<&str>) {
+        let format = self.daemon.hub.format();
+        let Some(text) = text else {
+            self.daemon.hub.set_away(self.id, None);
+            return self.send(format.system(format_args!("you are back")));
+        };
+        match room::clean_text(text) {
+            Ok(Some(away)) => {
+                self.send(format.system(format_args!("you are away: {away}")));
+                self.daemon.hub.set_away(self.id, Some(away));
+            }
+            Ok(None) => self.error(format_args!("usage: /away [message]")),
+            Err(_) => self.error(format_args!(
+                "away message too long (max {MAX_TEXT_BYTES} bytes)"
+            )),
+        }
+    }
+
+    /// `/ignore NICK`, or `/ignore` alone to list.
+    pub(super) fn ignore(&self, who: Option<&str>) {
+        let hub = &self.daemon.hub;
+        let format = hub.format();
+        let Some(who) = who else {
+            let ignored = hub.ignored(self.id);
+            let line = if ignored.is_empty() {
+                format.system(format_args!("you are ignoring nobody"))
+            } else {
+                let names = bounded_list(ignored.iter().map(|n| n.to_string()), ignored.len());
+                format.system(format_args!("you are ignoring: {names}"))
+            };
+            return self.send(line);
+        };
+        match hub.ignore(self.id, who) {
+            Ok(nick) => self.send(format.system(format_args!("you are ignoring {nick}"))),
+            Err(IgnoreError::Yourself) => self.error(format_args!("you cannot ignore yourself")),
+            Err(IgnoreError::TooMany) => self.error(format_args!(
+                "you ignore {} people already; /unignore someone first",
+                crate::hub::MAX_IGNORES
+            )),
+            Err(_) => self.error(format_args!("no such user: {who}")),
+        }
+    }
+
+    /// `/unignore NICK`.
+    pub(super) fn unignore(&self, who: &str) {
+        let format = self.daemon.hub.format();
+        match self.daemon.hub.unignore(self.id, who) {
+            Ok(nick) => self.send(format.system(format_args!("you are no longer ignoring {nick}"))),
+            Err(_) => self.error(format_args!("you are not ignoring {who}")),
+        }
+    }
+}
