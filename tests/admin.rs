@@ -358,8 +358,8 @@ fn reload_applies_changes_and_rejects_broken_files() {
     c.expect("fresh news");
     alice.say("/ls");
     let line = alice.line();
-    assert_eq!(common::unstamp(&line), "* 1 online: alice");
-    assert_ne!(line, "* 1 online: alice", "timestamps are on now");
+    assert_eq!(common::unstamp(&line), "* 1 online in #lobby: alice");
+    assert_ne!(line, "* 1 online in #lobby: alice", "timestamps are on now");
 
     // A broken file is refused with every error, and nothing changes.
     std::fs::write(&d.config, "[chat]\ntimestamps = \"no\"\nbogus = 1\n").unwrap();
@@ -377,7 +377,11 @@ fn reload_applies_changes_and_rejects_broken_files() {
     assert_eq!(reply["error"]["code"], "invalid_config");
     assert_eq!(reply["error"]["details"].as_array().unwrap().len(), 2);
     alice.say("/ls");
-    assert_ne!(alice.line(), "* 1 online: alice", "timestamps still on");
+    assert_ne!(
+        alice.line(),
+        "* 1 online in #lobby: alice",
+        "timestamps still on"
+    );
 }
 
 #[test]
@@ -443,7 +447,7 @@ fn daemon_with_a_stuck_client() -> (Daemon, common::Client, common::Client) {
         alice.say(&big);
     }
     alice.say("/ls");
-    alice.expect("* 2 online: alice, stuck");
+    alice.expect("* 2 online in #lobby: alice, stuck");
     (d, alice, stuck)
 }
 

@@ -390,6 +390,7 @@ fn invisible_and_look_alike_nicknames() {
     carol.expect_greeting();
     carol.say("c\u{ad}arol");
     carol.expect("* welcome, carol! 2 users online; /h shows help");
+    carol.expect("* you are in #lobby (2 here)");
     bob.expect("* carol joined");
     carol.say("hello");
     carol.expect("! you are muted");
@@ -740,7 +741,7 @@ fn extreme_config_values() {
     );
     let mut c = d.login("alice");
     c.say("/ls");
-    c.expect("* 1 online: alice");
+    c.expect("* 1 online in #lobby: alice");
 }
 
 /// A state directory anyone could write to was accepted, and the ban file's temporary file

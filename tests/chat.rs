@@ -20,6 +20,7 @@ fn greeting_motd_and_welcome() {
     c.expect("Choose a nickname (up to 16 characters):");
     c.say("alice");
     c.expect("* welcome, alice! 1 user online; /h shows help");
+    c.expect("* you are in #lobby (1 here)");
     let mut b = d.login("bob");
     c.expect("* bob joined");
     barrier(&mut b, "bob", &mut c, "alice");
@@ -64,6 +65,7 @@ fn nicknames_are_sanitized_before_anyone_sees_them() {
     c.expect_greeting();
     c.send(b"\x1b[31mev\xe2\x80\xaeil\x1b]0;x\x07\r\n");
     c.expect("* welcome, evil! 2 users online; /h shows help");
+    c.expect("* you are in #lobby (2 here)");
     alice.expect("* evil joined");
 }
 
@@ -81,7 +83,7 @@ fn group_messages_reach_everyone_else_once() {
     }
     // Not echoed: alice's next line is the answer to her own /ls.
     a.say("/ls");
-    a.expect("* 3 online: alice, bob, carol");
+    a.expect("* 3 online in #lobby: alice, bob, carol");
 }
 
 #[test]
@@ -108,7 +110,7 @@ fn list_help_and_unknown_commands() {
     b.say("/i");
     b.line();
     a.say("/ls");
-    a.expect("* 2 online: alice, bob (ignoring)");
+    a.expect("* 2 online in #lobby: alice, bob (ignoring)");
     a.say("/h");
     for line in natter::command::HELP {
         a.expect(line);
@@ -189,7 +191,7 @@ fn leaving_for_any_reason_is_announced() {
     e.expect_greeting();
     drop(e);
     a.say("/ls");
-    a.expect("* 1 online: alice");
+    a.expect("* 1 online in #lobby: alice");
 }
 
 #[test]
@@ -244,6 +246,7 @@ fn timestamps_go_on_chat_and_system_lines_only() {
         rest.to_owned()
     };
     assert!(stamp(&a.line()).starts_with("* welcome, alice!"));
+    assert_eq!(stamp(&a.line()), "* you are in #lobby (1 here)");
     let mut b = d.login("bob");
     assert_eq!(stamp(&a.line()), "* bob joined");
     a.say("hi");

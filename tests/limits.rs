@@ -34,7 +34,7 @@ fn a_full_server_says_so() {
     d.wait_log("connection refused cause=\"server_full\"");
     // The others did not notice.
     a.say("/ls");
-    a.expect("* 2 online: alice, bob");
+    a.expect("* 2 online in #lobby: alice, bob");
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn running_out_of_file_descriptors_is_survived() {
     d.wait_log("accept failed");
     // natterd still serves the connections it has.
     alice.say("/ls");
-    alice.expect("* 1 online: alice");
+    alice.expect("* 1 online in #lobby: alice");
     // With the limit back, the waiting connections are served.
     prlimit(Some(pid), Resource::Nofile, old).expect("restore natterd's limit");
     for c in &mut clients[3..] {

@@ -176,7 +176,7 @@ fn a_nickname_ban_covers_every_look_alike() {
     }
     // Nobody saw them come or go.
     alice.say("/ls");
-    alice.expect("* 1 online: alice");
+    alice.expect("* 1 online in #lobby: alice");
     assert_eq!(ctl_json(&d, &["stats"])["refused"]["banned_nick"], 3);
 }
 
@@ -303,7 +303,7 @@ fn short_bans_and_mutes_end_on_time() {
     assert_eq!(line(&mut bob), refusal);
     // Reading and commands still work.
     bob.say("/ls");
-    bob.expect("* 2 online: alice, bob");
+    bob.expect("* 2 online in #lobby: alice, bob");
     ctl(&d, &["ban", "127.0.0.2", "--for", "2s"]);
     refused(&d, "127.0.0.2", &{
         let bans = ctl_json(&d, &["bans"]);
@@ -592,7 +592,7 @@ fn a_ban_that_cannot_be_saved_changes_nothing() {
     assert_eq!(ctl_json(&d, &["bans"])["bans"], Value::Array(vec![]));
     // alice is still there.
     alice.say("/ls");
-    alice.expect("* 1 online: alice");
+    alice.expect("* 1 online in #lobby: alice");
     d.wait_log("cannot save bans and mutes");
 }
 

@@ -325,6 +325,7 @@ fn socket_activation_serves_chat_on_the_passed_socket() {
     c.expect_greeting();
     c.say("zed");
     c.expect("* welcome, zed! 1 user online; /h shows help");
+    c.expect("* you are in #lobby (1 here)");
     let log = wait_for(&dir.path().join("err"), "using sockets passed by systemd");
     assert!(
         log.contains(&format!("listening addr=127.0.0.1:{port}")),

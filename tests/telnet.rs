@@ -24,7 +24,7 @@ fn are_you_there_is_answered_at_most_once_a_second() {
     let mut a = d.login("alice");
     a.send(b"\xff\xf6\xff\xf6\xff\xf6/ls\r\n");
     assert_eq!(a.bytes(9), b"\r\n[Yes]\r\n");
-    a.expect("* 1 online: alice");
+    a.expect("* 1 online in #lobby: alice");
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_megabyte_without_a_line_end_is_refused_once() {
     a.expect("! line too long (max 512 bytes)");
     b.expect("<alice> after");
     a.say("/ls");
-    a.expect("* 2 online: alice, bob");
+    a.expect("* 2 online in #lobby: alice, bob");
 }
 
 #[test]

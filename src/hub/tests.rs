@@ -253,7 +253,11 @@ fn a_reload_makes_rooms_and_sets_their_topics_without_moving_anyone() {
     hub.join(a, &room("news"), || Ok(())).unwrap();
     take(&ao);
     let mut next = settings(0);
-    let news = next.rooms.iter().position(|(r, _)| &*r.shown == "#news").unwrap();
+    let news = next
+        .rooms
+        .iter()
+        .position(|(r, _)| &*r.shown == "#news")
+        .unwrap();
     next.rooms[news].1 = Some("new topic".into());
     next.rooms.push((room("extra"), None));
     hub.set_settings(next.clone());

@@ -257,6 +257,9 @@ impl Daemon {
             welcome.starts_with(&format!("* welcome, {nick}! ")),
             "{welcome:?}"
         );
+        let line = c.line();
+        let room = unstamp(&line);
+        assert!(room.starts_with("* you are in #"), "{room:?}");
         c
     }
 }
@@ -437,26 +440,47 @@ impl Client {
     }
 }
 
-/// `toml` with flood control and the per-address limit off unless it sets them: tests send
-/// fast, from one address.
+/// `toml` with flood control and the per-address limits off unless it sets them (tests send
+/// fast, from one address), and without room history unless it sets it, so that a user who
+/// logs in late does not see earlier tests' lines.
 pub fn with_test_limits(toml: &str) -> String {
+    let toml = with_defaults(toml, "chat", &[("history", "0")]);
+    with_defaults(
+        &toml,
+        "limits",
+        &[
+            ("flood_rate", "0"),
+            ("max_clients_per_ip", "0"),
+            ("connects_per_minute_per_ip", "0"),
+            ("announces_per_minute_per_ip", "0"),
+        ],
+    )
+}
+
+/// `toml` with each of `keys` set in `[table]` unless it sets it already.
+fn with_defaults(toml: &str, table: &str, keys: &[(&str, &str)]) -> String {
     let mut extra = String::new();
-    for (key, value) in [
-        ("flood_rate", "0"),
-        ("max_clients_per_ip", "0"),
-        ("connects_per_minute_per_ip", "0"),
-        ("announces_per_minute_per_ip", "0"),
-    ] {
+    for (key, value) in keys {
         if !toml.contains(&format!("{key} =")) {
             extra.push_str(&format!("{key} = {value}\n"));
         }
     }
-    match toml.find("[limits]\n") {
+    let header = format!("[{table}]\n");
+    match toml.find(&header) {
+        // At the end of the table, so the file's own lines keep their order.
         Some(at) => {
-            let at = at + "[limits]\n".len();
-            format!("{}{extra}{}", &toml[..at], &toml[at..])
+            let body = at + header.len();
+            let end = toml[body..]
+                .find("\n[")
+                .map_or(toml.len(), |n| body + n + 1);
+            let gap = if toml[..end].ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            format!("{}{gap}{extra}{}", &toml[..end], &toml[end..])
         }
-        None => format!("{toml}[limits]\n{extra}"),
+        None => format!("{header}{extra}{toml}"),
     }
 }
 
