@@ -518,6 +518,9 @@ chat = true
         outbox.push(bytes::Bytes::from_static(b"x\r\n"));
         let mut decoder = crate::codec::Decoder::new(config.chat.max_line_bytes, true);
         let _ = decoder.decode(b"hello\r\n");
+        let settings = crate::hub::RoomSettings::from(config);
+        let hub = crate::hub::Hub::new(settings, crate::events::Events::default());
+        hub.set_settings(crate::hub::RoomSettings::from(config));
     }
 
     /// Extreme numbers for every numeric key, as TOML can write them.
@@ -549,6 +552,8 @@ chat = true
                 ("chat", "max_nick_len"),
                 ("chat", "max_line_bytes"),
                 ("chat", "announce_max"),
+                ("chat", "history"),
+                ("chat", "max_rooms"),
                 ("limits", "max_clients"),
                 ("limits", "max_clients_per_ip"),
                 ("limits", "login_timeout"),
