@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -98,6 +99,52 @@ pub fn fold(nick: &str) -> String {
         .collect()
 }
 
+/// Former nickname keys one connection remembers, so that a ban or mute on a name it gave up
+/// still finds it: the newest this many (at 3 changes a minute, the last ten minutes).
+pub const FORMER_KEPT: usize = 32;
+
+/// The [`key`]s of the nicknames one connection has held: the one it has now and up to
+/// [`FORMER_KEPT`] before it. Until a change there is nothing but the current key, so most
+/// connections pay for no list.
+#[derive(Debug, Clone, Default)]
+pub struct HeldKeys {
+    current: Arc<str>,
+    former: Vec<Arc<str>>,
+}
+
+impl HeldKeys {
+    /// Keys of a connection whose nickname has key `key`.
+    pub fn new(key: Arc<str>) -> HeldKeys {
+        HeldKeys {
+            current: key,
+            former: Vec::new(),
+        }
+    }
+
+    /// The current nickname's key.
+    pub fn current(&self) -> &Arc<str> {
+        &self.current
+    }
+
+    /// A change of nickname to one with key `key`.
+    pub fn change(&mut self, key: Arc<str>) {
+        if key == self.current {
+            return;
+        }
+        let old = std::mem::replace(&mut self.current, key);
+        self.former.retain(|k| *k != self.current && *k != old);
+        self.former.push(old);
+        if self.former.len() > FORMER_KEPT {
+            self.former.remove(0);
+        }
+    }
+
+    /// Every key held, the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&*self.current).chain(self.former.iter().map(|k| &**k))
+    }
+}
+
 /// The [`key`]s of `reserved`, to look a nickname's key up in: computed once per
 /// configuration, not for every nickname attempt.
 pub fn keys(reserved: &[String]) -> HashSet<String> {
@@ -107,6 +154,21 @@ pub fn keys(reserved: &[String]) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_keys_are_bounded() {
+        let mut keys = HeldKeys::new("a".into());
+        keys.change("b".into());
+        keys.change("a".into());
+        keys.change("a".into());
+        assert_eq!(keys.all().collect::<Vec<_>>(), ["a", "b"]);
+        for i in 0..100 {
+            keys.change(format!("k{i}").into());
+        }
+        assert_eq!(keys.all().count(), FORMER_KEPT + 1);
+        assert_eq!(&**keys.current(), "k99");
+        assert!(keys.all().any(|k| k == "k67") && !keys.all().any(|k| k == "k66"));
+    }
 
     #[test]
     fn rules() {

@@ -62,8 +62,8 @@ impl Daemon {
             Target::Nick { key, .. } => Some(key.clone()),
             Target::Net(_) => None,
         };
-        let matches = |ip, keys: &[Arc<str>]| match &key {
-            Some(key) => keys.iter().any(|k| **k == **key),
+        let matches = |ip, keys: &[&str]| match &key {
+            Some(key) => keys.contains(&key.as_str()),
             None => rule.target.holds(ip),
         };
         let kicked: Vec<String> = self

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::format::Formatter;
-use crate::nick::{self, NickError};
+use crate::nick::{self, HeldKeys, NickError};
 use crate::outbox::Outbox;
 use crate::stats::Meter;
 
@@ -37,10 +37,6 @@ pub use room::RoomName;
 
 /// Identifies one connection for its whole life.
 pub type ClientId = u64;
-
-/// Nickname keys a connection remembers having held, so that a ban or mute on a name it
-/// gave up still finds it: the newest this many (at 3 changes a minute, the last ten minutes).
-const KEYS_KEPT: usize = 32;
 
 /// The shared registry of connections and rooms.
 #[derive(Debug)]
@@ -72,10 +68,8 @@ struct State {
 #[derive(Debug)]
 struct Client {
     nick: Option<Arc<str>>,
-    /// The nickname's [`nick::key`].
-    key: Arc<str>,
-    /// Every key this connection held, newest last, at most [`KEYS_KEPT`].
-    keys: Vec<Arc<str>>,
+    /// The [`nick::key`]s of the nickname and of those held before it.
+    keys: HeldKeys,
     peer: SocketAddr,
     since: SystemTime,
     outbox: Arc<Outbox>,
@@ -211,8 +205,7 @@ impl Hub {
         let id = state.next_id;
         let client = Client {
             nick: None,
-            key: Arc::from(""),
-            keys: Vec::new(),
+            keys: HeldKeys::default(),
             peer,
             since: SystemTime::now(),
             outbox,
@@ -254,8 +247,7 @@ impl Hub {
             "welcome, {nick}! {online} {users} online; /h shows help"
         )));
         client.nick = Some(nick.clone());
-        client.key = key.clone();
-        client.keys.push(key.clone());
+        client.keys = HeldKeys::new(key.clone());
         let room_key = settings.default_room.key.clone();
         let room = state
             .rooms
@@ -348,7 +340,7 @@ impl Hub {
         if sender.ignoring {
             return Err(Ignoring);
         }
-        let (key, addr) = (sender.key.clone(), sender.peer.ip());
+        let (key, addr) = (sender.keys.current().clone(), sender.peer.ip());
         let mut skipped = 0;
         for (&other, client) in &room.members {
             if other != id && !client.ignoring && !client.hides(id, &key) {
@@ -382,7 +374,7 @@ impl Hub {
         let to_nick = target.nick.as_deref().unwrap_or(to);
         let line = format.private(from_nick, to_nick, text);
         let sender = state.client(from);
-        let from_key = sender.map(|s| &*s.key).unwrap_or("");
+        let from_key = sender.map(|s| &**s.keys.current()).unwrap_or("");
         if !target.hides(from, from_key) {
             target.outbox.push(line.clone());
         }
@@ -440,7 +432,7 @@ impl Hub {
         let room = state.rooms.get_mut(&room_key)?;
         let client = room.members.remove(&id)?;
         let nick = client.nick?;
-        state.nicks.remove(&client.key);
+        state.nicks.remove(client.keys.current());
         if let Some(line) = announce(&nick, room.members.len() + 1, client.quiet) {
             room.tell_all(&line);
         }

@@ -88,7 +88,7 @@ impl Hub {
     /// `matches` picks, leave every room's history. Returns their nicknames.
     pub fn expel(
         &self,
-        matches: impl Fn(IpAddr, &[Arc<str>]) -> bool,
+        matches: impl Fn(IpAddr, &[&str]) -> bool,
         notice: &Bytes,
         reason: Option<&str>,
     ) -> Vec<Arc<str>> {
@@ -99,7 +99,7 @@ impl Hub {
         let mut state = self.lock();
         let ids: Vec<ClientId> = state
             .every_client()
-            .filter(|(_, c, _)| matches(c.peer.ip(), &c.keys))
+            .filter(|(_, c, _)| matches(c.peer.ip(), &c.keys.all().collect::<Vec<_>>()))
             .map(|(id, c, _)| {
                 c.outbox.close_with(notice.clone(), Close::Banned);
                 id

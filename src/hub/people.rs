@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ClientId, Hub, KEYS_KEPT};
+use super::{ClientId, Hub};
 use crate::events::Event;
 use crate::nick::{self, NickError};
 
@@ -82,12 +82,8 @@ impl Hub {
         let Some(old) = client.nick.replace(new.clone()) else {
             return Err(NickError::Taken);
         };
-        let old_key = std::mem::replace(&mut client.key, key.clone());
-        client.keys.retain(|k| *k != key);
-        client.keys.push(key.clone());
-        if client.keys.len() > KEYS_KEPT {
-            client.keys.remove(0);
-        }
+        let old_key = client.keys.current().clone();
+        client.keys.change(key.clone());
         let peer = client.peer;
         state.nicks.remove(&old_key);
         state.nicks.insert(key.clone(), id);
@@ -128,7 +124,7 @@ impl Hub {
         let Some(target) = state.client(target).map(|c| Ignored {
             id: target,
             nick: c.nick.clone().unwrap_or_default(),
-            key: c.key.clone(),
+            key: c.keys.current().clone(),
         }) else {
             return Err(IgnoreError::NoSuchUser);
         };

@@ -155,10 +155,9 @@ impl History {
 
     /// Removes every line by a connection in `authors` or one `matches` picks by its
     /// author's address and nickname key.
-    pub fn purge(&mut self, authors: &[ClientId], matches: &dyn Fn(IpAddr, &[Arc<str>]) -> bool) {
-        self.lines.retain(|said| {
-            !authors.contains(&said.author) && !matches(said.addr, std::slice::from_ref(&said.key))
-        });
+    pub fn purge(&mut self, authors: &[ClientId], matches: &dyn Fn(IpAddr, &[&str]) -> bool) {
+        self.lines
+            .retain(|said| !authors.contains(&said.author) && !matches(said.addr, &[&said.key]));
     }
 
     /// The lines, oldest first.
@@ -231,7 +230,7 @@ mod tests {
         h.purge(&[4], &|ip, _| ip == other);
         assert_eq!(shown(&h), [b"2".to_vec()]);
         h.push(3, Bytes::from_static(b"5"), 5, addr, "b".into());
-        h.purge(&[], &|_, keys| keys.iter().any(|k| &**k == "a"));
+        h.purge(&[], &|_, keys| keys.contains(&"a"));
         assert_eq!(shown(&h), [b"5".to_vec()]);
         h.push(0, Bytes::from_static(b"6"), 6, addr, "b".into());
         assert_eq!(shown(&h).len(), 0);

@@ -134,7 +134,7 @@ fn history_is_bounded_and_purged_by_a_ban() {
     let (_, co) = user(&hub, "carol");
     assert!(take(&co).ends_with("(3 here)\r\n3\r\n4\r\n"), "history = 2");
     let notice = Bytes::from_static(b"! banned\r\n");
-    hub.expel(|_, keys| keys.iter().any(|k| &**k == "bob"), &notice, None);
+    hub.expel(|_, keys| keys.contains(&"bob"), &notice, None);
     let (_, do_) = user(&hub, "dave");
     assert!(take(&do_).ends_with("(3 here)\r\n3\r\n"), "bob's line gone");
 }
@@ -177,7 +177,7 @@ fn nick_changes_ignores_and_away() {
     assert!(members[0].away && !members[1].away);
     // A ban on the name given up still finds the person.
     let notice = Bytes::from_static(b"! banned\r\n");
-    let gone = hub.expel(|_, keys| keys.iter().any(|k| &**k == "bob"), &notice, None);
+    let gone = hub.expel(|_, keys| keys.contains(&"bob"), &notice, None);
     assert_eq!(gone, [Arc::from("bobby")]);
 }
 
@@ -279,11 +279,7 @@ fn expel_by_address_or_nick() {
     take(&ao);
     take(&bo);
     let notice = Formatter::error(format_args!("you are banned: spam"));
-    let gone = hub.expel(
-        |_, keys| keys.iter().any(|k| &**k == "bob"),
-        &notice,
-        Some("spam"),
-    );
+    let gone = hub.expel(|_, keys| keys.contains(&"bob"), &notice, Some("spam"));
     assert_eq!(gone, vec![Arc::from("Bob")]);
     assert_eq!(take(&bo), "! you are banned: spam\r\n");
     assert_eq!(bo.closing(), Some(Close::Banned));

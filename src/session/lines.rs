@@ -12,7 +12,7 @@ use crate::command::{self, Command};
 use crate::events::Event;
 use crate::format;
 use crate::moderation::Rule;
-use crate::nick::{self, NickError};
+use crate::nick::{self, HeldKeys, NickError};
 use crate::stats::add;
 
 impl Session {
@@ -89,7 +89,7 @@ impl Session {
                     peer: self.peer.to_string(),
                 });
                 self.nick = Some(nick);
-                self.keys = vec![key.into()];
+                self.keys = HeldKeys::new(key.into());
             }
             Err(reason) => {
                 if self.may_log() {
@@ -169,7 +169,7 @@ impl Session {
     fn muted(&self) -> Option<String> {
         let rules = self.daemon.moderation.rules();
         let now = Utc::now();
-        let mute = self.keys.iter().find_map(|key| rules.mute_on(key, now))?;
+        let mute = self.keys.all().find_map(|key| rules.mute_on(key, now))?;
         Some(mute.muted_text())
     }
 

@@ -24,6 +24,7 @@ use crate::format::{self, Formatter};
 use crate::hub::ClientId;
 use crate::limits::Permit;
 use crate::log_gate::LogGate;
+use crate::nick::HeldKeys;
 use crate::outbox::Outbox;
 use crate::sanitize;
 use crate::stats::{Meter, add};
@@ -139,9 +140,9 @@ struct Session {
     peer: SocketAddr,
     /// Set once logged in.
     nick: Option<Arc<str>>,
-    /// The [`crate::nick::key`]s of the nicknames held this connection, newest last, so a
-    /// mute on a name given up still holds.
-    keys: Vec<Arc<str>>,
+    /// The [`crate::nick::key`]s of the nicknames held this connection, so a mute on a name
+    /// given up still holds.
+    keys: HeldKeys,
     /// Paces for `/nick` and room creation, made at first use: most connections never
     /// need them, and every connection's future carries this field.
     paces: Option<Box<Paces>>,
@@ -178,7 +179,7 @@ impl Session {
             meter,
             peer,
             nick: None,
-            keys: Vec::new(),
+            keys: HeldKeys::default(),
             paces: None,
             log_bucket: LogGate::connection(),
             leaving: None,

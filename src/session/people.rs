@@ -10,9 +10,6 @@ use crate::hub::IgnoreError;
 use crate::hub::room::{self, MAX_TEXT_BYTES};
 use crate::nick::{self, NickError};
 
-/// Nickname keys a session remembers for mute checks; as [`crate::hub`] keeps for bans.
-const KEYS_KEPT: usize = 32;
-
 impl Session {
     /// `/nick`: every rule of the prompt, at most [`super::NICKS_PER_MINUTE`] changes a minute.
     pub(super) fn change_nick(&mut self, wanted: &str) {
@@ -50,11 +47,7 @@ impl Session {
             Ok(old) => {
                 let _ = self.paces().nick.take(now);
                 self.nick = Some(new.into());
-                self.keys.retain(|k| **k != *key);
-                self.keys.push(key.as_str().into());
-                if self.keys.len() > KEYS_KEPT {
-                    self.keys.remove(0);
-                }
+                self.keys.change(key.as_str().into());
                 if self.may_log() {
                     info!(old = &*old, new, "nickname changed");
                 }

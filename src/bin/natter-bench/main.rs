@@ -102,6 +102,10 @@ struct FanoutArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Spread the clients evenly over this many rooms (each joins `#k<run>r<i % rooms>`);
+    /// sender s talks in room s % rooms. 1: everyone in the lobby.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
 }
 
 impl FanoutArgs {
@@ -113,6 +117,7 @@ impl FanoutArgs {
             duration: Duration::from_secs(self.d),
             size: self.size.max(32),
             deaf,
+            rooms: self.rooms.max(1),
         }
     }
 }
@@ -206,6 +211,7 @@ async fn run(target: &Natterd, scenario: Scenario, json: bool) -> anyhow::Result
                         duration: Duration::from_secs(d),
                         size,
                         deaf: 0,
+                        rooms: 1,
                     };
                     let r = bench::fanout(target, load).await?;
                     // Let the last room's clients leave before the next fills up.
@@ -257,8 +263,8 @@ fn print(r: &FanoutReport, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "clients:           {} ({} sending, {} never reading)",
-        r.clients, r.senders, r.deaf
+        "clients:           {} ({} sending, {} never reading) in {} room(s)",
+        r.clients, r.senders, r.deaf, r.rooms
     );
     println!("sent:              {} messages", r.sent);
     let lost = r.expected.saturating_sub(r.received);

@@ -34,6 +34,8 @@ pub struct Shared {
     pub closed: AtomicU64,
     /// `!` lines received (e.g. skipped-messages notes).
     pub notices: AtomicU64,
+    /// `* you are in #k...` lines: clients that reached their bench room.
+    pub entered: AtomicU64,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
             measuring: AtomicBool::new(false),
             closed: AtomicU64::new(0),
             notices: AtomicU64::new(0),
+            entered: AtomicU64::new(0),
         })
     }
 
@@ -165,6 +168,10 @@ fn line_seen(line: &[u8], shared: &Shared, samples: &mut Vec<u64>) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.ends_with(b" joined") {
         shared.joins.fetch_add(1, Relaxed);
+        return;
+    }
+    if find(line, b"* you are in #k").is_some() {
+        shared.entered.fetch_add(1, Relaxed);
         return;
     }
     if line.starts_with(b"! ") {

@@ -121,6 +121,27 @@ pub async fn fill(target: &Natterd, n: usize, senders: usize, deaf: usize) -> an
     })
 }
 
+/// Moves client i to room i % `rooms` and waits until all are in.
+async fn spread(room: &mut Room, rooms: usize) -> anyhow::Result<()> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Relaxed);
+    for (i, writer) in room.writers.iter_mut().enumerate() {
+        let line = format!("/join #k{run}r{}\r\n", i % rooms);
+        writer.write_all(line.as_bytes()).await?;
+    }
+    let n = room.writers.len() as u64;
+    let shared = room.shared.clone();
+    if !wait_for(
+        || shared.entered.load(Relaxed) >= n,
+        Duration::from_secs(600),
+    )
+    .await
+    {
+        bail!("not every client reached its room");
+    }
+    Ok(())
+}
+
 /// Join lines the reading clients of a room of `n` receive, the last `deaf` never reading.
 /// Each pair of announced clients yields one join line, seen by the earlier of the two;
 /// only the first `announce_max` logins are announced (0: all); joins among the deaf
@@ -242,6 +263,8 @@ pub struct Load {
     pub size: usize,
     /// Clients that never read (slow-reader scenario).
     pub deaf: usize,
+    /// Rooms the clients are spread over (1: all in the lobby).
+    pub rooms: usize,
 }
 
 /// What `fanout` and `slowreader` measured.
@@ -251,6 +274,8 @@ pub struct FanoutReport {
     pub clients: usize,
     /// Sending clients.
     pub senders: usize,
+    /// Rooms they were spread over.
+    pub rooms: usize,
     /// Clients that never read.
     pub deaf: usize,
     /// Messages sent in all (warm-up included).
@@ -329,9 +354,21 @@ pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport
     if load.senders == 0 || load.senders + load.deaf > load.clients {
         bail!("need 1 to clients - deaf senders");
     }
+    if load.rooms > 1
+        && (load.deaf > 0
+            || !load.clients.is_multiple_of(load.rooms)
+            || load.clients < 2 * load.rooms)
+    {
+        bail!(
+            "with --rooms, clients must be a multiple of rooms, at least two per room, none deaf"
+        );
+    }
     let mut room = fill(target, load.clients, load.senders, load.deaf).await?;
+    if load.rooms > 1 {
+        spread(&mut room, load.rooms).await?;
+    }
     let shared = room.shared.clone();
-    let recipients = (load.clients - load.deaf - 1) as u64;
+    let recipients = (load.clients / load.rooms - load.deaf - 1) as u64;
     let run = Arc::new(AtomicBool::new(true));
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -417,6 +454,7 @@ pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport
         clients: load.clients,
         senders: load.senders,
         deaf: load.deaf,
+        rooms: load.rooms,
         sent,
         expected: sent * recipients,
         received: shared.deliveries.load(Relaxed),
