@@ -77,15 +77,37 @@ struct Client {
     ignoring: bool,
     /// Came unannounced (see [`Hub::login`]), so leaves unannounced too.
     quiet: bool,
+    /// Away message and ignores, made when first set: most users never set either, and
+    /// every client's entry in its room's table carries this field.
+    social: Option<Box<Social>>,
+}
+
+/// What a user set about themselves beyond their nickname.
+#[derive(Debug, Default)]
+struct Social {
     away: Option<Arc<str>>,
-    /// People this user ignores (`/ignore`), at most [`people::MAX_IGNORES`].
+    /// People this user ignores (`/ignore`), at most [`MAX_IGNORES`].
     ignores: Vec<people::Ignored>,
 }
 
 impl Client {
     /// Whether this user hides what the connection `from`, nickname key `key`, says.
     fn hides(&self, from: ClientId, key: &str) -> bool {
-        !self.ignores.is_empty() && self.ignores.iter().any(|i| i.id == from || *i.key == *key)
+        self.social
+            .as_ref()
+            .is_some_and(|s| s.ignores.iter().any(|i| i.id == from || *i.key == *key))
+    }
+
+    fn ignores(&self) -> &[people::Ignored] {
+        self.social.as_ref().map_or(&[], |s| &s.ignores)
+    }
+
+    fn away(&self) -> Option<&Arc<str>> {
+        self.social.as_ref()?.away.as_ref()
+    }
+
+    fn social(&mut self) -> &mut Social {
+        self.social.get_or_insert_default()
     }
 }
 
@@ -212,8 +234,7 @@ impl Hub {
             meter,
             ignoring: false,
             quiet: false,
-            away: None,
-            ignores: Vec::new(),
+            social: None,
         };
         state.waiting.insert(id, client);
         id
@@ -382,7 +403,7 @@ impl Hub {
             && let Some(sender) = sender
         {
             sender.outbox.push(line);
-            if let Some(away) = &target.away {
+            if let Some(away) = target.away() {
                 sender
                     .outbox
                     .push(format.system(format_args!("{to_nick} is away: {away}")));

@@ -55,7 +55,7 @@ impl Hub {
                 Some(Member {
                     nick: c.nick.clone()?,
                     ignoring: c.ignoring,
-                    away: c.away.is_some(),
+                    away: c.away().is_some(),
                 })
             })
             .collect();
@@ -89,7 +89,10 @@ impl Hub {
         state.nicks.insert(key.clone(), id);
         for room in state.rooms.values_mut() {
             for other in room.members.values_mut() {
-                for ignored in other.ignores.iter_mut().filter(|i| i.id == id) {
+                let Some(social) = other.social.as_mut() else {
+                    continue;
+                };
+                for ignored in social.ignores.iter_mut().filter(|i| i.id == id) {
                     ignored.nick = new.clone();
                     ignored.key = key.clone();
                 }
@@ -109,7 +112,7 @@ impl Hub {
     /// Sets or clears `id`'s away message.
     pub fn set_away(&self, id: ClientId, away: Option<Arc<str>>) {
         if let Some(client) = self.lock().client_mut(id) {
-            client.away = away;
+            client.social().away = away;
         }
     }
 
@@ -130,16 +133,16 @@ impl Hub {
         };
         let client = state.client_mut(id).ok_or(IgnoreError::NoSuchUser)?;
         let shown = target.nick.clone();
-        if let Some(known) = client
-            .ignores
+        let ignores = &mut client.social().ignores;
+        if let Some(known) = ignores
             .iter_mut()
             .find(|i| i.id == target.id || i.key == target.key)
         {
             *known = target;
-        } else if client.ignores.len() >= MAX_IGNORES {
+        } else if ignores.len() >= MAX_IGNORES {
             return Err(IgnoreError::TooMany);
         } else {
-            client.ignores.push(target);
+            ignores.push(target);
         }
         Ok(shown)
     }
@@ -149,18 +152,18 @@ impl Hub {
         let key = nick::key(nick);
         let mut state = self.lock();
         let client = state.client_mut(id).ok_or(IgnoreError::NotIgnoring)?;
-        let at = client
-            .ignores
+        let ignores = &mut client.social().ignores;
+        let at = ignores
             .iter()
             .position(|i| *i.key == *key)
             .ok_or(IgnoreError::NotIgnoring)?;
-        Ok(client.ignores.remove(at).nick)
+        Ok(ignores.remove(at).nick)
     }
 
     /// Whom `id` ignores, in the order they were ignored.
     pub fn ignored(&self, id: ClientId) -> Vec<Arc<str>> {
         let state = self.lock();
-        let ignores = state.client(id).map(|c| &c.ignores[..]).unwrap_or_default();
+        let ignores = state.client(id).map(|c| c.ignores()).unwrap_or_default();
         ignores.iter().map(|i| i.nick.clone()).collect()
     }
 
