@@ -190,6 +190,10 @@ fn topics() {
     assert_eq!(out, "topic of #rust set: operators were here\n");
     alice.expect("* the operators set the topic: operators were here");
     bob.expect("* the operators set the topic: operators were here");
+    // A topic from natterctl is cleaned too: it cannot start a fake line.
+    ctl(&d, &["topic", "rust", "a\r\n* fake\x1b[2J\u{202e}"]);
+    alice.expect("* the operators set the topic: a* fake");
+    bob.expect("* the operators set the topic: a* fake");
     ctl(&d, &["topic", "#RUST"]);
     alice.expect("* the operators cleared the topic");
     let (_, err) = ctl_fails(&d, &["topic", "#nowhere", "x"]);
