@@ -6,9 +6,10 @@
 //! broadcast and no method awaits while holding the lock. Logged-in clients live inside
 //! their room, so a group message walks only the room it is said in.
 //!
-//! The methods are split by who calls them: this file has a connection's life (connect,
-//! login, join, leave) and chat; `people.rs` what users set about themselves (nickname, away,
-//! ignores); `operators.rs` what natterctl does (kick, ban, wall, topics, listings).
+//! The methods are split by what they do: this file has a connection's life (connect, login,
+//! leave) and chat; `join.rs` moving between rooms; `people.rs` what users set about
+//! themselves (nickname, away, ignores); `operators.rs` what natterctl does (kick, ban, wall,
+//! topics, listings); `settings.rs` what a reload changes; `room.rs` one room (pure).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,16 +18,17 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::config::Config;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::format::Formatter;
 use crate::nick::{self, HeldKeys, NickError};
 use crate::outbox::Outbox;
 use crate::stats::Meter;
 
+mod join;
 mod operators;
 mod people;
 pub mod room;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +36,9 @@ pub use operators::{Connection, RoomInfo};
 pub use people::{IgnoreError, MAX_IGNORES, Member};
 use room::Room;
 pub use room::RoomName;
+pub use settings::RoomSettings;
+
+use join::enter;
 
 /// Identifies one connection for its whole life.
 pub type ClientId = u64;
@@ -132,94 +137,7 @@ pub enum JoinError {
     TooFast(Duration),
 }
 
-/// What the rooms need to know of the configuration; the daemon owns the configuration
-/// and hands the hub these at start and at every reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomSettings {
-    /// `[chat] timestamps`.
-    pub timestamps: bool,
-    /// `[chat] announce_max`.
-    pub announce_max: usize,
-    /// `[chat] history`.
-    pub history: usize,
-    /// `[chat] user_rooms`.
-    pub user_rooms: bool,
-    /// `[chat] max_rooms`.
-    pub max_rooms: usize,
-    /// `[chat] default_room`.
-    pub default_room: RoomName,
-    /// `[[chat.rooms]]`, with the default room among them, and their topics.
-    pub rooms: Vec<(RoomName, Option<Arc<str>>)>,
-}
-
-impl From<&Config> for RoomSettings {
-    fn from(config: &Config) -> RoomSettings {
-        let chat = &config.chat;
-        // The configuration was checked; a name that still fails falls back to the default.
-        let name = |text: &str| RoomName::parse(text).or_else(|_| RoomName::parse("lobby"));
-        let default_room = name(&chat.default_room).expect("lobby is a room name");
-        let mut rooms: Vec<(RoomName, Option<Arc<str>>)> = Vec::new();
-        for room in &chat.rooms {
-            let topic = room
-                .topic
-                .as_deref()
-                .and_then(|t| room::clean_text(t).ok()?);
-            if let Ok(n) = RoomName::parse(&room.name)
-                && !rooms.iter().any(|(r, _)| r.key == n.key)
-            {
-                rooms.push((n, topic));
-            }
-        }
-        if !rooms.iter().any(|(r, _)| r.key == default_room.key) {
-            rooms.insert(0, (default_room.clone(), None));
-        }
-        RoomSettings {
-            timestamps: chat.timestamps,
-            announce_max: chat.announce_max,
-            history: chat.history,
-            user_rooms: chat.user_rooms,
-            max_rooms: chat.max_rooms,
-            default_room,
-            rooms,
-        }
-    }
-}
-
 impl Hub {
-    /// Rooms run with `settings`, the configured ones made, with events going to `events`.
-    pub fn new(settings: RoomSettings, events: Events) -> Hub {
-        let hub = Hub {
-            state: Mutex::default(),
-            settings: RwLock::new(Arc::new(settings.clone())),
-            events,
-        };
-        hub.apply(&settings);
-        hub
-    }
-
-    /// The settings in force.
-    pub fn settings(&self) -> Arc<RoomSettings> {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Puts `settings` in force for everything from now on: new config rooms are made, and
-    /// changed config topics set, without moving anyone.
-    pub fn set_settings(&self, settings: RoomSettings) {
-        self.apply(&settings);
-        *self
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
-    }
-
-    /// How lines are formatted now.
-    pub fn format(&self) -> Formatter {
-        Formatter::new(self.settings().timestamps)
-    }
-
     /// Registers a new connection that has not chosen a nickname yet.
     pub fn connect(&self, peer: SocketAddr, outbox: Arc<Outbox>, meter: Arc<Meter>) -> ClientId {
         let mut state = self.lock();
@@ -281,64 +199,6 @@ impl Hub {
         state.nicks.insert(key, id);
         state.peak = state.peak.max(online);
         Ok(nick)
-    }
-
-    /// Moves `id` to the room `name`, making it if it does not exist and users may make
-    /// rooms; `may_create` (asked only then) paces that. The old room gets
-    /// `* nick left for #name`, the new one `* nick joined`; an emptied user room goes away.
-    /// Returns the room's name as shown.
-    pub fn join(
-        &self,
-        id: ClientId,
-        name: &RoomName,
-        may_create: impl FnOnce() -> Result<(), Duration>,
-    ) -> Result<Arc<str>, JoinError> {
-        let settings = self.settings();
-        let format = Formatter::new(settings.timestamps);
-        let mut state = self.lock();
-        let state = &mut *state;
-        let Some(from_key) = state.room_of.get(&id).cloned() else {
-            return Err(JoinError::NoSuchRoom(name.shown.clone()));
-        };
-        if from_key == name.key {
-            let shown = state.rooms.get(&from_key).map(|r| r.name.clone());
-            return Err(JoinError::Already(shown.unwrap_or(name.shown.clone())));
-        }
-        let Some(nick) = state.client(id).and_then(|c| c.nick.clone()) else {
-            return Err(JoinError::NoSuchRoom(name.shown.clone()));
-        };
-        if !state.rooms.contains_key(&name.key) {
-            if !settings.user_rooms {
-                return Err(JoinError::NoSuchRoom(name.shown.clone()));
-            }
-            let user_rooms = state.rooms.values().filter(|r| !r.configured).count();
-            if user_rooms >= settings.max_rooms {
-                return Err(JoinError::TooMany);
-            }
-            may_create().map_err(JoinError::TooFast)?;
-            state
-                .rooms
-                .insert(name.key.clone(), Room::new(name.shown.clone(), false));
-            self.events.emit(|| Event::RoomCreated {
-                room: name.shown.to_string(),
-                by: nick.to_string(),
-            });
-        }
-        let to_name = state.rooms[&name.key].name.clone();
-        let from = state.rooms.get_mut(&from_key).expect("looked up above");
-        let Some(mut client) = from.members.remove(&id) else {
-            return Err(JoinError::NoSuchRoom(name.shown.clone()));
-        };
-        if announces(&settings, from.members.len() + 1) {
-            from.tell_all(&format.system(format_args!("{nick} left for {to_name}")));
-        }
-        self.remove_if_unused(state, &from_key);
-        let room = state.rooms.get_mut(&name.key).expect("made above");
-        let announced = announces(&settings, room.members.len() + 1);
-        client.quiet = !announced;
-        enter(room, id, client, announced.then_some(&*nick), format);
-        state.room_of.insert(id, name.key.clone());
-        Ok(to_name)
     }
 
     /// Sends a group message or `/me` line from `id` to everyone else in their room not in
@@ -461,61 +321,6 @@ impl Hub {
         Some(nick)
     }
 
-    /// Removes the room `key` if it is an empty user room.
-    fn remove_if_unused(&self, state: &mut State, key: &str) {
-        let unused = state
-            .rooms
-            .get(key)
-            .is_some_and(|r| !r.configured && r.members.is_empty());
-        if unused && let Some(room) = state.rooms.remove(key) {
-            self.events.emit(|| Event::RoomRemoved {
-                room: room.name.to_string(),
-            });
-        }
-    }
-
-    /// Makes the configured rooms, sets changed configured topics, lets rooms dropped from
-    /// the configuration become user rooms, and trims histories to the new length.
-    fn apply(&self, settings: &RoomSettings) {
-        let format = Formatter::new(settings.timestamps);
-        let mut state = self.lock();
-        let state = &mut *state;
-        state.history = settings.history;
-        for room in state.rooms.values_mut() {
-            room.configured = false;
-            room.history.trim(settings.history);
-        }
-        for (name, topic) in &settings.rooms {
-            let room = state.rooms.entry(name.key.clone()).or_insert_with(|| {
-                self.events.emit(|| Event::RoomCreated {
-                    room: name.shown.to_string(),
-                    by: "config".into(),
-                });
-                Room::new(name.shown.clone(), true)
-            });
-            room.configured = true;
-            if room.config_topic != *topic {
-                room.config_topic.clone_from(topic);
-                room.topic.clone_from(topic);
-                room.tell_all(&topic_line(format, "the operators", topic.as_deref()));
-                self.events.emit(|| Event::Topic {
-                    room: room.name.to_string(),
-                    topic: topic.as_deref().map(str::to_owned),
-                    by: "config".into(),
-                });
-            }
-        }
-        let unused: Vec<Arc<str>> = state
-            .rooms
-            .iter()
-            .filter(|(_, r)| !r.configured && r.members.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in unused {
-            self.remove_if_unused(state, &key);
-        }
-    }
-
     /// Panics while holding the registry lock, as a bug in a session would.
     #[cfg(test)]
     pub(crate) fn panic_holding_lock(&self) {
@@ -553,26 +358,6 @@ impl State {
             .flat_map(|r| r.members.iter().map(move |(&id, c)| (id, c, Some(&r.name))));
         waiting.chain(joined)
     }
-}
-
-/// Puts `client` in `room`: they get `* you are in #room (N here)`, the topic and the
-/// history; the others get `* nick joined` if `announce` names them.
-fn enter(room: &mut Room, id: ClientId, client: Client, announce: Option<&str>, format: Formatter) {
-    if let Some(nick) = announce {
-        room.tell_all(&format.system(format_args!("{nick} joined")));
-    }
-    let here = room.members.len() + 1;
-    let name = &room.name;
-    let out = &client.outbox;
-    out.push(format.system(format_args!("you are in {name} ({here} here)")));
-    if let Some(topic) = &room.topic {
-        out.push(format.system(format_args!("topic: {topic}")));
-    }
-    for line in room.history.lines() {
-        // History is a courtesy: what does not fit the send queue is skipped, not fatal.
-        out.push_or_skip(line.clone());
-    }
-    room.members.insert(id, client);
 }
 
 /// `* WHO set the topic: TEXT`, or `* WHO cleared the topic`.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::Config;
 use crate::outbox::Close;
 
 fn user(hub: &Hub, nick: &str) -> (ClientId, Arc<Outbox>) {
