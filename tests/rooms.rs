@@ -398,6 +398,7 @@ fn ignoring_people() {
     alice.expect("<carol> seen");
     alice.say("/ignore");
     alice.expect("* you are ignoring: bobby");
+
     alice.say("/ls");
     alice.expect("* 3 online in #lobby: alice, bobby, carol");
     alice.say("/unignore bob");
@@ -413,6 +414,29 @@ fn ignoring_people() {
     alice.say("/i");
     let line = alice.line();
     assert!(line.starts_with("* ignore mode on"), "{line}");
+}
+
+#[test]
+fn history_hides_the_people_you_ignore() {
+    let d = Daemon::with_config(&with_rooms(""));
+    let mut alice = enter(&d, "alice", 1);
+    let mut bob = enter(&d, "bob", 2);
+    alice.expect("* bob joined");
+    alice.say("/ignore bob");
+    alice.expect("* you are ignoring bob");
+    bob.say("from bob");
+    alice.say("from alice");
+    bob.expect("<alice> from alice");
+    join(&mut alice, "#side", 1);
+    bob.expect("* alice left for #side");
+    alice.say("/join #lobby");
+    alice.expect("* you are in #lobby (2 here)");
+    alice.expect("* topic: be kind");
+    alice.expect("<alice> from alice");
+    // Had bob's line been replayed, it would come before this answer.
+    alice.say("/ls");
+    alice.expect("* 2 online in #lobby: alice, bob");
+    bob.expect("* alice joined");
 }
 
 #[test]

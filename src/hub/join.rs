@@ -87,7 +87,7 @@ pub(super) fn enter(
     if let Some(topic) = &room.topic {
         out.push(format.system(format_args!("topic: {topic}")));
     }
-    for line in room.history.lines() {
+    for line in room.history.lines(|author, key| client.hides(author, key)) {
         // History is a courtesy: what does not fit the send queue is skipped, not fatal.
         out.push_or_skip(line.clone());
     }

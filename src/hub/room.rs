@@ -160,9 +160,13 @@ impl History {
             .retain(|said| !authors.contains(&said.author) && !matches(said.addr, &[&said.key]));
     }
 
-    /// The lines, oldest first.
-    pub fn lines(&self) -> impl Iterator<Item = &Bytes> {
-        self.lines.iter().map(|said| &said.line)
+    /// The lines, oldest first, but those whose author `hidden` picks by connection and
+    /// nickname key.
+    pub fn lines(&self, hidden: impl Fn(ClientId, &str) -> bool) -> impl Iterator<Item = &Bytes> {
+        self.lines
+            .iter()
+            .filter(move |said| !hidden(said.author, &said.key))
+            .map(|said| &said.line)
     }
 }
 
@@ -225,7 +229,13 @@ mod tests {
             let ip = if i == 3 { other } else { addr };
             h.push(3, Bytes::from(format!("{i}")), i, ip, key);
         }
-        let shown = |h: &History| h.lines().map(|l| l.to_vec()).collect::<Vec<_>>();
+        let shown = |h: &History| {
+            h.lines(|_, _| false)
+                .map(|l| l.to_vec())
+                .collect::<Vec<_>>()
+        };
+        let without_a = h.lines(|_, key| key == "a").count();
+        assert_eq!(without_a, 1);
         assert_eq!(shown(&h), [b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
         h.purge(&[4], &|ip, _| ip == other);
         assert_eq!(shown(&h), [b"2".to_vec()]);
