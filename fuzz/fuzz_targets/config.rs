@@ -17,6 +17,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(l.login_timeout <= 86_400 && l.write_timeout <= 86_400);
             assert!((1..=10_000).contains(&l.flood_burst));
             assert!((1..=64).contains(&config.chat.max_nick_len));
+            assert!(config.chat.history <= 1000 && config.chat.max_rooms <= 10_000);
+            // Every configured room is a valid, distinct name with a clean topic.
+            let rooms = natter::hub::RoomSettings::from(&config).rooms;
+            assert!(
+                rooms.len() >= config.chat.rooms.len()
+                    && rooms.len() <= config.chat.rooms.len() + 1
+            );
             // What is accepted reads back the same.
             let again = toml::to_string(&config).expect("serializes");
             assert_eq!(config::parse(&again, "again.toml").ok(), Some(config));
