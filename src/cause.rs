@@ -14,16 +14,22 @@ pub enum Refused {
     ServerFull,
     /// `max_clients_per_ip` connections are open from its address.
     TooManyFromAddress,
+    /// A trusted proxy sent no valid PROXY header in time.
+    BadProxyHeader,
+    /// A PROXY header came from an address `[server] proxy_protocol` does not trust.
+    UntrustedProxy,
 }
 
 impl Refused {
     /// Every cause, in the order `stats` lists them.
-    pub const ALL: [Refused; 5] = [
+    pub const ALL: [Refused; 7] = [
         Refused::Banned,
         Refused::BannedNick,
         Refused::ConnectRate,
         Refused::ServerFull,
         Refused::TooManyFromAddress,
+        Refused::BadProxyHeader,
+        Refused::UntrustedProxy,
     ];
 
     /// The cause's one spelling.
@@ -34,6 +40,8 @@ impl Refused {
             Refused::ConnectRate => "connect_rate",
             Refused::ServerFull => "server_full",
             Refused::TooManyFromAddress => "too_many_from_address",
+            Refused::BadProxyHeader => "bad_proxy_header",
+            Refused::UntrustedProxy => "untrusted_proxy",
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod moderation;
 pub mod nick;
 pub mod outbox;
 pub mod pace;
+pub mod proxy;
 pub mod sanitize;
 pub mod server;
 pub mod session;

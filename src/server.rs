@@ -16,6 +16,7 @@ use crate::cause::Refused;
 use crate::daemon::Daemon;
 use crate::format::Formatter;
 use crate::limits::Permit;
+use crate::proxy::{self, BadHeader};
 use crate::session;
 use crate::stats::add;
 
@@ -29,6 +30,8 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 4;
+/// Connections from trusted proxies whose header is awaited at once.
+pub const MAX_PROXY_HEADERS: usize = 1024;
 /// Refused clients being told why at once.
 pub const MAX_REFUSING: usize = 256;
 /// A refused client gets this long to take its one line.
@@ -89,7 +92,11 @@ async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF;
-                admit(stream, peer, &daemon);
+                if daemon.expects_proxy_header(peer.ip()) {
+                    behind_proxy(stream, peer, &daemon);
+                } else {
+                    admit(stream, peer, &daemon);
+                }
             }
             Err(e) => {
                 // Out of file descriptors, or a connection reset before we took it: wait a
@@ -100,6 +107,36 @@ async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
             }
         }
     }
+}
+
+/// Reads the PROXY header a trusted proxy sends first, then admits the connection under the
+/// client's address it gives. At most [`MAX_PROXY_HEADERS`] are awaited at once, each for
+/// [`proxy::HEADER_TIMEOUT`]; a bad or late header is refused, logged and closed.
+fn behind_proxy(mut stream: TcpStream, proxy: SocketAddr, daemon: &Arc<Daemon>) {
+    let Ok(place) = daemon.proxying.clone().try_acquire_owned() else {
+        add(&daemon.stats.accepted, 1);
+        let span = info_span!("conn", peer = %proxy);
+        span.in_scope(|| daemon.refused(Refused::BadProxyHeader, proxy));
+        return;
+    };
+    let daemon = daemon.clone();
+    tokio::spawn(async move {
+        let header = proxy::read_header(&mut stream, proxy);
+        let read = tokio::time::timeout(proxy::HEADER_TIMEOUT, header).await;
+        drop(place);
+        match read.unwrap_or(Err(BadHeader::Incomplete)) {
+            Ok(client) => admit(stream, client, &daemon),
+            Err(why) => {
+                add(&daemon.stats.accepted, 1);
+                let span = info_span!("conn", peer = %proxy);
+                let _enter = span.enter();
+                if daemon.log_gate.allow_shared() {
+                    warn!(%why, "PROXY header refused");
+                }
+                daemon.refused(Refused::BadProxyHeader, proxy);
+            }
+        }
+    });
 }
 
 /// Starts a session for a new connection, or turns it away with one line.

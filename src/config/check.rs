@@ -82,6 +82,12 @@ impl Config {
                 "must be at most 4096 bytes, with no control characters but newlines",
             );
         }
+        check(
+            s.proxy_protocol.len() <= 100
+                && crate::proxy::Trusted::parse(&s.proxy_protocol).is_ok(),
+            "server.proxy_protocol",
+            "must be at most 100 addresses or CIDR ranges, e.g. [\"127.0.0.1/32\"]",
+        );
         if let Some(dir) = &s.state_dir {
             check(
                 dir.is_absolute(),

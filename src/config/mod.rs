@@ -43,6 +43,9 @@ pub struct Server {
     pub name: String,
     /// Optional text shown after the banner; may span several lines.
     pub motd: Option<String>,
+    /// Addresses (or CIDR ranges) of TCP proxies whose connections start with a PROXY
+    /// protocol header (v1 or v2) giving the real client address. Empty: none.
+    pub proxy_protocol: Vec<String>,
     /// Ask telnet clients for binary mode at connect (keeps UTF-8 intact).
     pub telnet_binary: bool,
     /// Where bans and mutes are kept (None: see [`Server::state_dir`]).
@@ -76,6 +79,7 @@ impl Default for Server {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2323))],
             name: "natter".to_owned(),
             motd: None,
+            proxy_protocol: Vec::new(),
             telnet_binary: true,
             state_dir: None,
         }

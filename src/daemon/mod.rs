@@ -23,6 +23,7 @@ use crate::logging::Logs;
 use crate::moderation::Moderation;
 use crate::nick;
 use crate::pace::Pace;
+use crate::proxy::Trusted;
 use crate::stats::{Stats, get};
 use crate::systemd;
 
@@ -42,6 +43,8 @@ pub struct Daemon {
     config: RwLock<Arc<Config>>,
     /// The keys of `[chat] reserved_nicks` in force ([`crate::nick::key`]).
     reserved: RwLock<Arc<HashSet<String>>>,
+    /// `[server] proxy_protocol` in force.
+    proxies: RwLock<Arc<Trusted>>,
     /// Totals since start.
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
@@ -64,6 +67,9 @@ pub struct Daemon {
     pub announce_pace: Pace,
     /// Places for refused connections being told why ([`crate::server::MAX_REFUSING`]).
     pub refusing: Arc<Semaphore>,
+    /// Places for connections whose PROXY header is awaited
+    /// ([`crate::server::MAX_PROXY_HEADERS`]).
+    pub proxying: Arc<Semaphore>,
     started: Instant,
     listen: Vec<SocketAddr>,
     source: Option<PathBuf>,
@@ -94,7 +100,9 @@ impl Daemon {
             report_pace: Pace::default(),
             announce_pace: Pace::default(),
             refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
+            proxying: Arc::new(Semaphore::new(crate::server::MAX_PROXY_HEADERS)),
             reserved: RwLock::new(Arc::new(nick::keys(&config.chat.reserved_nicks))),
+            proxies: RwLock::new(Arc::new(trusted(&config))),
             config: RwLock::new(Arc::new(config)),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
@@ -200,7 +208,14 @@ impl Daemon {
             .reserved
             .write()
             .unwrap_or_else(PoisonError::into_inner) = reserved;
+        *self.proxies.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trusted(&config));
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// Whether connections from `ip` start with a PROXY header (`[server] proxy_protocol`).
+    pub fn expects_proxy_header(&self, ip: std::net::IpAddr) -> bool {
+        let proxies = self.proxies.read().unwrap_or_else(PoisonError::into_inner);
+        proxies.trusts(ip)
     }
 
     /// Whether the nickname whose [`nick::key`] is `key` is reserved.
@@ -276,4 +291,9 @@ impl Daemon {
             mutes: rules.mutes.len() as u64,
         }
     }
+}
+
+/// `[server] proxy_protocol`, checked when the configuration was read.
+fn trusted(config: &Config) -> Trusted {
+    Trusted::parse(&config.server.proxy_protocol).unwrap_or_default()
 }

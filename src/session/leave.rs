@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::cause::Dropped;
+use crate::cause::{Dropped, Refused};
 use crate::outbox::Close;
 
 /// Why a client went away, as logged.
@@ -22,6 +22,8 @@ pub(super) enum Leave {
     Banned,
     /// The server shut down.
     Shutdown,
+    /// Turned away after it connected (a PROXY header from an untrusted address).
+    Refused(Refused),
 }
 
 impl From<Close> for Leave {
@@ -44,6 +46,7 @@ impl Leave {
             Leave::Kicked => "kicked",
             Leave::Banned => "banned",
             Leave::Shutdown => "shutdown",
+            Leave::Refused(cause) => cause.name(),
         }
     }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::cause::Dropped;
+use crate::cause::{Dropped, Refused};
 use crate::codec::{Decoder, TELNET_HELLO};
 use crate::config::Config;
 use crate::daemon::Daemon;
@@ -26,8 +26,9 @@ use crate::limits::Permit;
 use crate::log_gate::LogGate;
 use crate::nick::HeldKeys;
 use crate::outbox::Outbox;
+use crate::proxy;
 use crate::sanitize;
-use crate::stats::{Meter, add};
+use crate::stats::{Meter, add, get};
 
 mod conn;
 mod input;
@@ -366,7 +367,15 @@ impl Session {
         match conn.try_read(&mut buf) {
             Ok(0) => self.end_of_input(),
             Ok(n) => {
+                let first = self.nick.is_none() && get(&self.meter.bytes_in) == 0;
                 self.count(&self.meter.bytes_in, &self.daemon.stats.bytes_in, n);
+                if first && proxy::looks_like_header(&buf[..n]) {
+                    // Only `[server] proxy_protocol` addresses may say who the client is.
+                    self.daemon.refused(Refused::UntrustedProxy, self.peer);
+                    self.error(format_args!("PROXY header not accepted from this address"));
+                    self.leave(Leave::Refused(Refused::UntrustedProxy));
+                    return Ok(());
+                }
                 let used = self.process(&buf[..n], Instant::now());
                 input.extend_from_slice(&buf[used..n]);
             }
