@@ -25,6 +25,7 @@
 
 pub mod admin;
 pub mod cause;
+pub mod cluster;
 pub mod codec;
 pub mod command;
 pub mod config;

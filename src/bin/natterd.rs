@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use natter::cluster::Cluster;
 use natter::config::{self, Config};
 use natter::daemon::Daemon;
 use natter::logging::Logs;
@@ -121,6 +122,10 @@ fn serve(
             logs.clone(),
             moderation,
         ));
+        if let Some(cluster) = daemon.config().cluster.clone() {
+            let cluster = Cluster::start(&cluster, daemon.clone()).await?;
+            let _ = daemon.cluster.set(cluster);
+        }
         tokio::spawn(natter::daemon::expire_rules(daemon.clone()));
         tokio::spawn(signals::handle(signals, daemon.clone()));
         tokio::spawn(logs.watch_dropped());
@@ -129,7 +134,10 @@ fn serve(
         tokio::spawn(systemd::watchdog());
         let admin = tokio::spawn(admin.serve(daemon.clone()));
         systemd::ready();
-        server::run(listeners, daemon).await;
+        server::run(listeners, daemon.clone()).await;
+        if let Some(cluster) = daemon.cluster.get() {
+            cluster.leave().await;
+        }
         // Ending the admin task drops the socket, which removes its file.
         let _ = admin.await;
         info!("shutdown complete");

@@ -211,6 +211,45 @@ impl Config {
                 "must be an absolute path",
             );
         }
+        if let Some(cluster) = &self.cluster {
+            let word = |s: &str| {
+                (1..=64).contains(&s.len())
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            };
+            check(
+                (1..=16).contains(&cluster.nats.len())
+                    && cluster.nats.iter().all(|u| {
+                        u.len() <= 256 && ["nats://", "tls://"].iter().any(|p| u.starts_with(p))
+                    }),
+                "cluster.nats",
+                "must be 1 to 16 URLs like \"nats://127.0.0.1:4222\"",
+            );
+            check(
+                word(&cluster.name),
+                "cluster.name",
+                "must be 1 to 64 letters, digits, - or _",
+            );
+            check(
+                word(&cluster.node_name()),
+                "cluster.node",
+                "must be 1 to 64 letters, digits, - or _",
+            );
+            let timeout = humantime::parse_duration(&cluster.node_timeout);
+            check(
+                timeout.is_ok_and(|t| (3..=300).contains(&t.as_secs())),
+                "cluster.node_timeout",
+                "must be a duration from 3s to 300s, e.g. \"15s\"",
+            );
+            for (key, path) in [
+                ("cluster.credentials", &cluster.credentials),
+                ("cluster.tls_ca", &cluster.tls_ca),
+            ] {
+                if let Some(path) = path {
+                    check(path.is_absolute(), key, "must be an absolute path");
+                }
+            }
+        }
         check(
             matches!(self.admin.mode.as_str(), "0600" | "0660"),
             "admin.mode",

@@ -31,6 +31,83 @@ pub struct Config {
     pub admin: Admin,
     /// `[log]`: where events are written.
     pub log: Log,
+    /// `[cluster]`: several nodes sharing the rooms through NATS. Absent: one node alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// NATS server URLs (one string or a list), e.g. `nats://127.0.0.1:4222`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub nats: Vec<String>,
+    /// Prefix of every subject and bucket, so two clusters can share one NATS.
+    pub name: String,
+    /// This node's name, unique in the cluster; unset: the host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// A NATS credentials file (`.creds`), if the NATS server wants one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<PathBuf>,
+    /// Talk TLS to NATS, checking its certificate against this CA file (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// How long a node may go unheard before the others count it gone: "15s".
+    pub node_timeout: String,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            nats: vec!["nats://127.0.0.1:4222".to_owned()],
+            name: "natter".to_owned(),
+            node: None,
+            credentials: None,
+            tls_ca: None,
+            node_timeout: "15s".to_owned(),
+        }
+    }
+}
+
+impl Cluster {
+    /// The node's name: `node`, else the host name.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let uname = rustix::system::uname();
+            let host = uname.nodename().to_string_lossy();
+            // Subjects take letters, digits, - and _ only.
+            host.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// `node_timeout` as a duration (checked when read).
+    pub fn timeout(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.node_timeout).unwrap_or(std::time::Duration::from_secs(15))
+    }
+}
+
+/// A string or a list of strings, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// The `[server]` table.

@@ -14,6 +14,12 @@ pub const RESTART_KEYS: &[&str] = &[
     "log.prefix",
     "log.rotation",
     "log.max_files",
+    "cluster.nats",
+    "cluster.name",
+    "cluster.node",
+    "cluster.credentials",
+    "cluster.tls_ca",
+    "cluster.node_timeout",
 ];
 
 impl Config {

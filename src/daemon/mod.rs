@@ -65,6 +65,8 @@ pub struct Daemon {
     pub report_pace: Pace,
     /// Join and leave announcements per address, so churn cannot flood the room.
     pub announce_pace: Pace,
+    /// This node's part in a cluster, once started (`[cluster]`).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// Places for refused connections being told why ([`crate::server::MAX_REFUSING`]).
     pub refusing: Arc<Semaphore>,
     /// Places for connections whose PROXY header is awaited
@@ -99,6 +101,7 @@ impl Daemon {
             connect_pace: Pace::default(),
             report_pace: Pace::default(),
             announce_pace: Pace::default(),
+            cluster: std::sync::OnceLock::new(),
             refusing: Arc::new(Semaphore::new(crate::server::MAX_REFUSING)),
             proxying: Arc::new(Semaphore::new(crate::server::MAX_PROXY_HEADERS)),
             reserved: RwLock::new(Arc::new(nick::keys(&config.chat.reserved_nicks))),
@@ -273,6 +276,14 @@ impl Daemon {
             listen: self.listen.iter().map(ToString::to_string).collect(),
             users_online: online as u64,
             rooms: rooms as u64,
+            cluster: self.cluster.get().map(|c| outcome::ClusterStats {
+                node: c.node().to_owned(),
+                connected: c.is_connected(),
+                server: c.server(),
+                nodes: c.nodes(),
+                dropped: self.hub.cluster_link().map_or(0, |l| l.dropped()),
+                bad_messages: get(&c.bad_messages),
+            }),
             peak_users: peak as u64,
             connections: self.limiter.open() as u64,
             accepted: get(&s.accepted),

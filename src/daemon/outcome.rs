@@ -42,6 +42,9 @@ pub struct StatsReply {
     /// Rooms now, configured and user-made.
     #[serde(default)]
     pub rooms: u64,
+    /// This node's place in a cluster; absent alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStats>,
     /// Most users online at once since start.
     pub peak_users: u64,
     /// Connections open now, logged in or not.
@@ -79,6 +82,23 @@ pub struct StatsReply {
     /// Mutes in force.
     #[serde(default)]
     pub mutes: u64,
+}
+
+/// A node's view of its cluster, in `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStats {
+    /// This node's name.
+    pub node: String,
+    /// Whether NATS is connected (if not, no new logins).
+    pub connected: bool,
+    /// The NATS server it is connected to.
+    pub server: String,
+    /// Other nodes heard within the node timeout.
+    pub nodes: Vec<String>,
+    /// Messages to other nodes dropped because NATS could not take them fast enough.
+    pub dropped: u64,
+    /// Messages from the bus that could not be read.
+    pub bad_messages: u64,
 }
 
 /// The reply to `reload`.

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::room::Room;
 use super::{Client, ClientId, Hub, JoinError, RoomName, announces};
+use bytes::Bytes;
+
+use crate::cluster::wire::Wire;
 use crate::events::Event;
 use crate::format::Formatter;
 
@@ -55,32 +58,39 @@ impl Hub {
         let Some(mut client) = from.members.remove(&id) else {
             return Err(JoinError::NoSuchRoom(name.shown.clone()));
         };
-        if announces(&settings, from.members.len() + 1) {
-            from.tell_all(&format.system(format_args!("{nick} left for {to_name}")));
+        if announces(&settings, from.len() + 1) {
+            let line = format.system(format_args!("{nick} left for {to_name}"));
+            from.tell_all(&line);
+            self.publish(|node| Wire::notice(node, &from_key, &line));
         }
         self.remove_if_unused(state, &from_key);
         let room = state.rooms.get_mut(&name.key).expect("made above");
-        let announced = announces(&settings, room.members.len() + 1);
+        let announced = announces(&settings, room.len() + 1);
         client.quiet = !announced;
-        enter(room, id, client, announced.then_some(&*nick), format);
+        let joined = announced.then(|| format.system(format_args!("{nick} joined")));
+        enter(room, id, client, joined.as_ref(), format);
         state.room_of.insert(id, name.key.clone());
+        self.publish_user(state, id);
+        if let Some(line) = joined {
+            self.publish(|node| Wire::notice(node, &name.key, &line));
+        }
         Ok(to_name)
     }
 }
 
 /// Puts `client` in `room`: they get `* you are in #room (N here)`, the topic and the
-/// history; the others get `* nick joined` if `announce` names them.
+/// history; the others get `joined`, the `* nick joined` line, if there is one.
 pub(super) fn enter(
     room: &mut Room,
     id: ClientId,
     client: Client,
-    announce: Option<&str>,
+    joined: Option<&Bytes>,
     format: Formatter,
 ) {
-    if let Some(nick) = announce {
-        room.tell_all(&format.system(format_args!("{nick} joined")));
+    if let Some(line) = joined {
+        room.tell_all(line);
     }
-    let here = room.members.len() + 1;
+    let here = room.len() + 1;
     let name = &room.name;
     let out = &client.outbox;
     out.push(format.system(format_args!("you are in {name} ({here} here)")));

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use crate::cluster::wire::Wire;
 use crate::events::Events;
 use crate::format::Formatter;
 use crate::nick::{self, HeldKeys, NickError};
@@ -27,6 +28,7 @@ use crate::stats::Meter;
 mod join;
 mod operators;
 mod people;
+mod remote;
 pub mod room;
 mod settings;
 #[cfg(test)]
@@ -34,6 +36,7 @@ mod tests;
 
 pub use operators::{Connection, RoomInfo};
 pub use people::{IgnoreError, MAX_IGNORES, Member};
+pub use remote::Link;
 use room::Room;
 pub use room::RoomName;
 pub use settings::RoomSettings;
@@ -51,6 +54,8 @@ pub struct Hub {
     settings: RwLock<Arc<RoomSettings>>,
     /// Room, topic and nickname events for `natterctl watch`.
     events: Events,
+    /// Where the other nodes of a cluster hear what happens here; unset alone.
+    link: remote::LinkCell,
 }
 
 #[derive(Debug, Default)]
@@ -61,8 +66,11 @@ struct State {
     rooms: HashMap<Arc<str>, Room>,
     /// The room key of every logged-in connection.
     room_of: HashMap<ClientId, Arc<str>>,
-    /// Nickname key ([`nick::key`]) to its owner, for logged-in clients only.
+    /// Nickname key ([`nick::key`]) to its owner, for logged-in clients only, here or on
+    /// other nodes.
     nicks: HashMap<Arc<str>, ClientId>,
+    /// Users on other nodes by (node, their id there), with the local id they go by here.
+    remote_ids: HashMap<(Arc<str>, u64), ClientId>,
     /// `[chat] history` in force, here so a group message needs no other lock.
     history: usize,
     next_id: ClientId,
@@ -192,12 +200,17 @@ impl Hub {
             .rooms
             .entry(room_key.clone())
             .or_insert_with(|| Room::new(settings.default_room.shown.clone(), true));
-        let announced = announces(&settings, room.members.len() + 1) && announce();
+        let announced = announces(&settings, room.len() + 1) && announce();
         client.quiet = !announced;
-        enter(room, id, client, announced.then_some(&*nick), format);
-        state.room_of.insert(id, room_key);
+        let joined = announced.then(|| format.system(format_args!("{nick} joined")));
+        enter(room, id, client, joined.as_ref(), format);
+        state.room_of.insert(id, room_key.clone());
         state.nicks.insert(key, id);
         state.peak = state.peak.max(online);
+        self.publish_user(&state, id);
+        if let Some(line) = joined {
+            self.publish(|node| Wire::notice(node, &room_key, &line));
+        }
         Ok(nick)
     }
 
@@ -229,7 +242,17 @@ impl Hub {
                 skipped += u64::from(!client.outbox.push_or_skip(line.clone()));
             }
         }
-        room.history.push(*history, line.clone(), id, addr, key);
+        room.history
+            .push(*history, line.clone(), id, addr, key.clone());
+        if let Some(room_key) = room_of.get(&id) {
+            self.publish(|node| Wire::Said {
+                node,
+                room: room_key.to_string(),
+                line: String::from_utf8_lossy(line).into_owned(),
+                from: id,
+                key: key.to_string(),
+            });
+        }
         Ok(skipped)
     }
 
@@ -250,7 +273,7 @@ impl Hub {
             .get(&*nick::key(to))
             .and_then(|&id| Some((id, state.client(id)?)));
         let Some((target_id, target)) = target else {
-            return Err(NoSuchUser);
+            return self.whisper_remote(&state, from, from_nick, to, text, format);
         };
         let to_nick = target.nick.as_deref().unwrap_or(to);
         let line = format.private(from_nick, to_nick, text);
@@ -278,7 +301,9 @@ impl Hub {
         match state.client_mut(id) {
             Some(client) => {
                 client.ignoring = !client.ignoring;
-                client.ignoring
+                let on = client.ignoring;
+                self.publish_user(&state, id);
+                on
             }
             None => false,
         }
@@ -314,10 +339,16 @@ impl Hub {
         let client = room.members.remove(&id)?;
         let nick = client.nick?;
         state.nicks.remove(client.keys.current());
-        if let Some(line) = announce(&nick, room.members.len() + 1, client.quiet) {
-            room.tell_all(&line);
+        let line = announce(&nick, room.len() + 1, client.quiet);
+        if let Some(line) = &line {
+            room.tell_all(line);
         }
         self.remove_if_unused(state, &room_key);
+        self.publish(|node| Wire::Gone { node, id });
+        if let Some(line) = line {
+            self.publish(|node| Wire::notice(node, &room_key, &line));
+        }
+        self.release(client.keys.current());
         Some(nick)
     }
 

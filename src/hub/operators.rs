@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{ClientId, Hub, NoSuchUser, RoomName, State, topic_line};
+use crate::cluster::wire::Wire;
 use crate::events::Event;
 use crate::format::Formatter;
 use crate::nick;
@@ -23,6 +24,9 @@ pub struct Connection {
     /// The room they are in; null while still choosing a nickname.
     #[serde(default)]
     pub room: Option<String>,
+    /// The cluster node they are connected to; absent on a node alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Remote address and port.
     pub peer: String,
     /// When it connected (RFC 3339, UTC).
@@ -133,8 +137,13 @@ impl Hub {
         let mut count = 0;
         for room in rooms {
             room.tell_all(&line);
-            count += room.members.len();
+            count += room.len();
         }
+        self.publish(|node| Wire::Wall {
+            node,
+            room: room.map(|r| r.key.to_string()),
+            line: String::from_utf8_lossy(&line).into_owned(),
+        });
         Ok(count)
     }
 
@@ -147,8 +156,16 @@ impl Hub {
     ) -> Result<Arc<str>, NoSuchUser> {
         let format = self.format();
         let mut state = self.lock();
+        let room_key = room.key.to_string();
         let room = state.rooms.get_mut(&room.key).ok_or(NoSuchUser)?;
-        room.tell_all(&topic_line(format, "the operators", topic.as_deref()));
+        let line = topic_line(format, "the operators", topic.as_deref());
+        room.tell_all(&line);
+        self.publish(|node| Wire::Topic {
+            node,
+            room: room_key,
+            topic: topic.as_deref().map(str::to_owned),
+            line: String::from_utf8_lossy(&line).into_owned(),
+        });
         self.events.emit(|| Event::Topic {
             room: room.name.to_string(),
             topic: topic.as_deref().map(str::to_owned),
@@ -175,6 +192,7 @@ impl Hub {
                 id,
                 nick: c.nick.as_deref().map(str::to_owned),
                 room: room.map(ToString::to_string),
+                node: None,
                 peer: c.peer.to_string(),
                 since: chrono::DateTime::<chrono::Utc>::from(c.since)
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -187,8 +205,32 @@ impl Hub {
                 skipped: c.outbox.skipped(),
             })
             .collect();
+        let here = self.link.get().map(|l| l.node.to_string());
+        for c in &mut list {
+            c.node.clone_from(&here);
+        }
+        // Users on other nodes, as mirrored here: who and where, not their traffic.
+        for room in state.rooms.values() {
+            for r in room.remote.values() {
+                list.push(Connection {
+                    id: r.id,
+                    nick: Some(r.nick.to_string()),
+                    room: Some(room.name.to_string()),
+                    node: Some(r.node.to_string()),
+                    peer: r.peer.clone(),
+                    since: String::new(),
+                    idle_secs: 0,
+                    ignoring: r.ignoring,
+                    lines: 0,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    queue_bytes: 0,
+                    skipped: 0,
+                });
+            }
+        }
         drop(state);
-        list.sort_by_key(|c| c.id);
+        list.sort_by(|a, b| (&a.node, a.id).cmp(&(&b.node, b.id)));
         list
     }
 
@@ -200,7 +242,7 @@ impl Hub {
             .values()
             .map(|r| RoomInfo {
                 name: r.name.to_string(),
-                users: r.members.len() as u64,
+                users: r.len() as u64,
                 topic: r.topic.as_deref().map(str::to_owned),
                 kind: if r.configured { "config" } else { "user" }.to_owned(),
             })

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{ClientId, Hub};
+use crate::cluster::wire::Wire;
 use crate::events::Event;
 use crate::nick::{self, NickError};
 
@@ -58,6 +59,11 @@ impl Hub {
                     away: c.away().is_some(),
                 })
             })
+            .chain(room.remote.values().map(|r| Member {
+                nick: r.nick.clone(),
+                ignoring: r.ignoring,
+                away: r.away.is_some(),
+            }))
             .collect();
         let name = room.name.clone();
         drop(state);
@@ -98,9 +104,17 @@ impl Hub {
                 }
             }
         }
-        if let Some(room) = state.room_of.get(&id).and_then(|k| state.rooms.get(k)) {
-            room.tell_all(&format.system(format_args!("{old} is now known as {new}")));
+        if let Some((room_key, room)) = state
+            .room_of
+            .get(&id)
+            .and_then(|k| Some((k, state.rooms.get(k)?)))
+        {
+            let line = format.system(format_args!("{old} is now known as {new}"));
+            room.tell_all(&line);
+            self.publish(|node| Wire::notice(node, room_key, &line));
         }
+        self.publish_user(state, id);
+        self.release(&old_key);
         self.events.emit(|| Event::Nick {
             old: old.to_string(),
             new: new.to_string(),
@@ -111,9 +125,11 @@ impl Hub {
 
     /// Sets or clears `id`'s away message.
     pub fn set_away(&self, id: ClientId, away: Option<Arc<str>>) {
-        if let Some(client) = self.lock().client_mut(id) {
+        let mut state = self.lock();
+        if let Some(client) = state.client_mut(id) {
             client.social().away = away;
         }
+        self.publish_user(&state, id);
     }
 
     /// `id` stops seeing what the user named `nick` says; returns their nickname as shown.
@@ -195,7 +211,19 @@ impl Hub {
         if room.configured {
             return Err(room.name.clone());
         }
-        room.tell_all(&super::topic_line(format, &nick, Some(&topic)));
+        let line = super::topic_line(format, &nick, Some(&topic));
+        room.tell_all(&line);
+        let room_key = state
+            .room_of
+            .get(&id)
+            .map(|k| k.to_string())
+            .unwrap_or_default();
+        self.publish(|node| Wire::Topic {
+            node,
+            room: room_key,
+            topic: Some(topic.to_string()),
+            line: String::from_utf8_lossy(&line).into_owned(),
+        });
         self.events.emit(|| Event::Topic {
             room: room.name.to_string(),
             topic: Some(topic.to_string()),

@@ -89,6 +89,8 @@ pub(super) struct Room {
     pub config_topic: Option<Arc<str>>,
     /// The logged-in users in it. Clients live here so a group message walks only its room.
     pub members: HashMap<ClientId, Client>,
+    /// Users in it on other nodes of a cluster.
+    pub remote: super::remote::RemoteMembers,
     pub history: History,
 }
 
@@ -100,8 +102,14 @@ impl Room {
             configured,
             config_topic: None,
             members: HashMap::new(),
+            remote: HashMap::new(),
             history: History::default(),
         }
+    }
+
+    /// Users in it, here and on other nodes.
+    pub fn len(&self) -> usize {
+        self.members.len() + self.remote.len()
     }
 
     /// Sends `line` to every member.

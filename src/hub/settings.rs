@@ -69,6 +69,7 @@ impl Hub {
             state: Mutex::default(),
             settings: RwLock::new(Arc::new(settings.clone())),
             events,
+            link: Default::default(),
         };
         hub.apply(&settings);
         hub
@@ -102,7 +103,7 @@ impl Hub {
         let unused = state
             .rooms
             .get(key)
-            .is_some_and(|r| !r.configured && r.members.is_empty());
+            .is_some_and(|r| !r.configured && r.len() == 0);
         if unused && let Some(room) = state.rooms.remove(key) {
             self.events.emit(|| Event::RoomRemoved {
                 room: room.name.to_string(),
@@ -144,7 +145,7 @@ impl Hub {
         let unused: Vec<Arc<str>> = state
             .rooms
             .iter()
-            .filter(|(_, r)| !r.configured && r.members.is_empty())
+            .filter(|(_, r)| !r.configured && r.len() == 0)
             .map(|(k, _)| k.clone())
             .collect();
         for key in unused {

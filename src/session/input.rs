@@ -21,7 +21,8 @@ impl Session {
         let total = data.len();
         let mut events = 0;
         let turn_ends = now + TURN_TIME;
-        while self.leaving.is_none() && events < EVENTS_PER_TURN {
+        // A nickname waiting for the cluster's answer stops input until it comes.
+        while self.leaving.is_none() && self.pending.is_none() && events < EVENTS_PER_TURN {
             if events > 0 && Instant::now() >= turn_ends {
                 break;
             }

@@ -48,7 +48,6 @@ impl Session {
         if command::parse(line) == Command::Quit {
             return self.leave(Leave::Quit);
         }
-        let config = self.daemon.config();
         let key = nick::key(line);
         let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
             if self.daemon.is_reserved(&key) {
@@ -69,6 +68,29 @@ impl Session {
         {
             return self.refuse_banned_nick(line, &ban);
         }
+        if let Err(reason) = &valid {
+            return self.refuse_nick(line, reason);
+        }
+        if self.daemon.cluster.get().is_some() {
+            // The name is claimed in the cluster first; the session loop awaits that and
+            // then calls `finish_login`.
+            self.pending = Some(super::Pending::Login(line.into()));
+            return;
+        }
+        self.finish_login(line);
+    }
+
+    /// Logs in as `line`, whose checks passed (and which the cluster gave this node).
+    pub(super) fn finish_login(&mut self, line: &str) {
+        let config = self.daemon.config();
+        let key = nick::key(line);
+        let banned = || {
+            self.daemon
+                .moderation
+                .rules()
+                .ban_on_nick(&key, Utc::now())
+                .cloned()
+        };
         let announce = || {
             let per_minute = config.limits.announces_per_minute_per_ip;
             let pace = &self.daemon.announce_pace;
@@ -76,7 +98,7 @@ impl Session {
             pace.take(self.peer.ip(), per_minute, per_minute, now)
                 .is_ok()
         };
-        match valid.and_then(|()| self.daemon.hub.login(self.id, line, announce)) {
+        match self.daemon.hub.login(self.id, line, announce) {
             // A ban made between the check above and the login did not see this user online;
             // this second look sees it.
             Ok(_) if let Some(ban) = banned() => self.refuse_banned_nick(line, &ban),
@@ -92,13 +114,21 @@ impl Session {
                 self.keys = HeldKeys::new(key.into());
             }
             Err(reason) => {
-                if self.may_log() {
-                    info!(%reason, "nickname refused");
+                if let Some(cluster) = self.daemon.cluster.get() {
+                    cluster.release(&key);
                 }
-                self.error(format_args!("{reason}: {line}"));
-                self.prompt();
+                self.refuse_nick(line, &reason);
             }
         }
+    }
+
+    /// Says why `nick` cannot be had, and asks again.
+    pub(super) fn refuse_nick(&mut self, nick: &str, reason: &dyn std::fmt::Display) {
+        if self.may_log() {
+            info!(%reason, "nickname refused");
+        }
+        self.error(format_args!("{reason}: {nick}"));
+        self.prompt();
     }
 
     /// Tells a client its nickname is banned, and closes.

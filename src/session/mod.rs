@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::cause::{Dropped, Refused};
+use crate::cluster::Claim;
 use crate::codec::{Decoder, TELNET_HELLO};
 use crate::config::Config;
 use crate::daemon::Daemon;
@@ -144,6 +145,8 @@ struct Session {
     /// The [`crate::nick::key`]s of the nicknames held this connection, so a mute on a name
     /// given up still holds.
     keys: HeldKeys,
+    /// A nickname waiting for the cluster to say whether this node may give it out.
+    pending: Option<Pending>,
     /// Paces for `/nick` and room creation, made at first use: most connections never
     /// need them, and every connection's future carries this field.
     paces: Option<Box<Paces>>,
@@ -182,6 +185,7 @@ impl Session {
             nick: None,
             keys: HeldKeys::default(),
             paces: None,
+            pending: None,
             log_bucket: LogGate::connection(),
             leaving: None,
             last_ayt: None,
@@ -266,6 +270,10 @@ impl Session {
         let mut input: Vec<u8> = Vec::new();
         let mut flush_deadline = None;
         loop {
+            if let Some(pending) = self.pending.take() {
+                // Boxed: only logins in a cluster wait here, and every session carries its loop.
+                Box::pin(self.resolve(pending)).await;
+            }
             let now = Instant::now();
             match self.turn(conn, &mut input, now) {
                 Turn::End(leave) => return leave,
@@ -275,6 +283,8 @@ impl Session {
                 Turn::Again => tokio::task::coop::consume_budget().await,
                 // The quota stopped processing with input left: let other tasks run first.
                 Turn::Yield => tokio::task::yield_now().await,
+                // The cluster's answer is awaited at the top of the loop.
+                Turn::Wait { .. } if self.pending.is_some() => {}
                 Turn::Wait { reading } => {
                     if self.leaving.is_some() && flush_deadline.is_none() {
                         flush_deadline = Some(now + FLUSH_TIMEOUT);
@@ -474,6 +484,33 @@ impl Session {
     fn count(&self, mine: &AtomicU64, total: &AtomicU64, n: usize) {
         add(mine, n as u64);
         add(total, n as u64);
+    }
+}
+
+/// Something the session waits on the cluster for before it reads on.
+enum Pending {
+    /// A login under this nickname.
+    Login(Box<str>),
+}
+
+impl Session {
+    /// Asks the cluster for what is pending and acts on the answer.
+    async fn resolve(&mut self, pending: Pending) {
+        let Some(cluster) = self.daemon.cluster.get().cloned() else {
+            return;
+        };
+        match pending {
+            Pending::Login(nick) => match cluster.claim(&crate::nick::key(&nick)).await {
+                Claim::Won => self.finish_login(&nick),
+                Claim::Taken => self.refuse_nick(&nick, &crate::nick::NickError::Taken),
+                Claim::Unavailable => {
+                    self.error(format_args!(
+                        "the server is reconnecting; try again in a moment"
+                    ));
+                    self.prompt();
+                }
+            },
+        }
     }
 }
 

@@ -224,6 +224,7 @@ mod tests {
             id,
             nick: nick.map(Into::into),
             room: nick.map(|_| "#lobby".into()),
+            node: None,
             peer: "127.0.0.1:40000".into(),
             since: "2026-01-01T00:00:00Z".into(),
             idle_secs: 5,

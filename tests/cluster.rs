@@ -1,0 +1,264 @@
+//! Several natterd nodes sharing the rooms through a real `nats-server -js`: chat across
+//! nodes, nickname races between nodes, and the faults (a node killed, a node stopped,
+//! NATS stopped). Each test skips, saying why, where nats-server is not installed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::admin::ctl_json;
+use common::nats::Nats;
+use common::{BASE_CONFIG, Client, Daemon, Signal, TIMEOUT, barrier};
+
+/// A node of the cluster on `nats`, named `node`.
+fn node(nats: &Nats, node: &str) -> Daemon {
+    Daemon::with_config(&format!("{BASE_CONFIG}{}", nats.cluster(node)))
+}
+
+/// Two nodes, each having heard the other (a user on one is seen on the other).
+fn two_nodes(nats: &Nats) -> (Daemon, Daemon) {
+    let a = node(nats, "a");
+    let b = node(nats, "b");
+    a.wait_log("cluster: node joined node=b");
+    b.wait_log("cluster: node joined node=a");
+    (a, b)
+}
+
+/// Reads lines until one equals `want`, within the harness bound.
+fn until(c: &mut Client, want: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if c.line() == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {want:?}");
+    }
+}
+
+#[test]
+fn users_on_two_nodes_share_the_rooms() {
+    let Some(nats) = Nats::start("users_on_two_nodes_share_the_rooms") else {
+        return;
+    };
+    let (a, b) = two_nodes(&nats);
+    let mut alice = a.login("alice");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
+    // Group messages, /me, private messages, /ls and /rooms, across nodes.
+    alice.say("hello from a");
+    bob.expect("<alice> hello from a");
+    bob.say("/me waves");
+    alice.expect("** bob waves");
+    bob.say("@alice psst");
+    alice.expect("[bob -> alice] psst");
+    bob.expect("[bob -> alice] psst");
+    alice.say("/ls");
+    alice.expect("* 2 online in #lobby: alice, bob");
+    // Every sender's lines arrive in order, each once.
+    for i in 0..200 {
+        alice.say(&format!("n{i}"));
+    }
+    for i in 0..200 {
+        bob.expect(&format!("<alice> n{i}"));
+    }
+    barrier(&mut alice, "alice", &mut bob, "bob");
+    // Rooms, topics and nickname changes.
+    alice.say("/join #rust");
+    alice.expect("* you are in #rust (1 here)");
+    bob.expect("* alice left for #rust");
+    bob.say("/j rust");
+    bob.expect("* you are in #rust (2 here)");
+    alice.expect("* bob joined");
+    alice.say("/topic crabs");
+    alice.expect("* alice set the topic: crabs");
+    bob.expect("* alice set the topic: crabs");
+    bob.say("/nick robert");
+    bob.expect("* bob is now known as robert");
+    alice.expect("* bob is now known as robert");
+    alice.say("@robert hi");
+    robert_sees(&mut bob, "[alice -> robert] hi");
+    // The operators see the whole cluster.
+    let list = ctl_json(&a, &["list"]);
+    let conns = list["connections"].as_array().unwrap();
+    let robert = conns
+        .iter()
+        .find(|c| c["nick"] == "robert")
+        .expect("listed");
+    assert_eq!(robert["node"], "b");
+    assert_eq!(robert["room"], "#rust");
+    let rooms = ctl_json(&b, &["rooms"]);
+    assert_eq!(rooms["rooms"][0]["name"], "#rust");
+    assert_eq!(rooms["rooms"][0]["users"], 2);
+    assert_eq!(ctl_json(&b, &["stats"])["users_online"], 2);
+}
+
+fn robert_sees(bob: &mut Client, line: &str) {
+    bob.expect(line);
+}
+
+/// Asks `/ls` until it answers `want` (a user's login reaches other nodes a moment later).
+fn both_listed(c: &mut Client, want: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        c.say("/ls");
+        let mut line = c.line();
+        while !line.contains(" online in ") {
+            line = c.line();
+        }
+        if line == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{line}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_nodes_giving_one_name_at_once_give_it_once() {
+    let Some(nats) = Nats::start("two_nodes_giving_one_name_at_once_give_it_once") else {
+        return;
+    };
+    let (a, b) = two_nodes(&nats);
+    for round in 0..10 {
+        let name = format!("prize{round}");
+        let mut on_a = a.connect();
+        let mut on_b = b.connect();
+        on_a.expect_greeting();
+        on_b.expect_greeting();
+        // Both ask at once; the create-only write in NATS decides.
+        on_a.say(&name);
+        on_b.say(&name);
+        let (first, second) = (on_a.line(), on_b.line());
+        let welcome = |l: &str| l.starts_with(&format!("* welcome, {name}!"));
+        let taken = format!("! nickname already taken: {name}");
+        assert!(
+            welcome(&first) && second == taken || welcome(&second) && first == taken,
+            "round {round}: {first:?} / {second:?}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_node_s_users_leave_and_free_their_names() {
+    let Some(nats) = Nats::start("a_killed_node_s_users_leave_and_free_their_names") else {
+        return;
+    };
+    let (mut a, b) = two_nodes(&nats);
+    let mut alice = a.login("alice");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
+    let killed = Instant::now();
+    a.signal(Signal::KILL);
+    a.wait_exit();
+    until(&mut bob, "* alice left");
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(3) + Duration::from_secs(2),
+        "{took:?}"
+    );
+    // Her name is free once her node's entry lapsed (the same timeout).
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut c = b.connect();
+        c.expect_greeting();
+        c.say("alice");
+        let line = c.line();
+        if line.starts_with("* welcome, alice!") {
+            break;
+        }
+        assert_eq!(line, "! nickname already taken: alice");
+        assert!(Instant::now() < deadline, "alice never freed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_stopped_node_s_users_leave_at_once() {
+    let Some(nats) = Nats::start("a_stopped_node_s_users_leave_at_once") else {
+        return;
+    };
+    let (mut a, b) = two_nodes(&nats);
+    let mut alice = a.login("alice");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
+    let stopped = Instant::now();
+    a.signal(Signal::TERM);
+    until(&mut alice, "* server shutting down");
+    until(&mut bob, "* alice left");
+    assert!(stopped.elapsed() < Duration::from_secs(2));
+    assert_eq!(a.wait_exit(), Some(0));
+    // Her name is free at once.
+    let _again = b.login("alice");
+}
+
+#[test]
+fn without_nats_a_node_serves_its_own_users_and_comes_back() {
+    let Some(mut nats) = Nats::start("without_nats_a_node_serves_its_own_users_and_comes_back")
+    else {
+        return;
+    };
+    let (a, b) = two_nodes(&nats);
+    let mut alice = a.login("alice");
+    let mut carol = a.login("carol");
+    alice.expect("* carol joined");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    carol.expect("* bob joined");
+    both_listed(&mut bob, "* 3 online in #lobby: alice, bob, carol");
+    nats.stop();
+    a.wait_log("cluster: NATS lost");
+    // Those already here go on talking.
+    alice.say("still here");
+    carol.expect("<alice> still here");
+    // Nobody new gets a name: it could be given twice.
+    let mut dave = a.connect();
+    dave.expect_greeting();
+    dave.say("dave");
+    dave.expect("! the server is reconnecting; try again in a moment");
+    dave.expect("Choose a nickname (up to 16 characters):");
+    let stats = ctl_json(&a, &["stats"]);
+    assert_eq!(stats["cluster"]["connected"], false);
+    nats.resume();
+    a.wait_log("cluster: NATS connected");
+    b.wait_log("cluster: NATS connected");
+    // Back: new logins, and chat across nodes again.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        dave.say("dave");
+        let line = dave.line();
+        if line.starts_with("* welcome, dave!") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logins never came back: {line}");
+        dave.line();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    alice.say("across again");
+    until(&mut bob, "<alice> across again");
+}
+
+#[test]
+fn a_second_node_with_a_live_name_is_refused() {
+    let Some(nats) = Nats::start("a_second_node_with_a_live_name_is_refused") else {
+        return;
+    };
+    let _a = node(&nats, "a");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("natter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{BASE_CONFIG}[admin]\nsocket = \"{}\"\n{}",
+            dir.path().join("s.sock").display(),
+            nats.cluster("a")
+        ),
+    )
+    .unwrap();
+    let out = common::natterd_once(&config, &dir.path().join("state"));
+    assert!(!out.status.success());
+    let err = common::text(&out.stderr);
+    assert!(err.contains("node name \"a\" is already live"), "{err}");
+}
