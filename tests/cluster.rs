@@ -137,6 +137,83 @@ fn two_nodes_giving_one_name_at_once_give_it_once() {
             "round {round}: {first:?} / {second:?}"
         );
     }
+    // And for /nick: two users on two nodes, one new name, at once.
+    let mut x = a.login("x1");
+    let mut y = b.login("y1");
+    x.send("/nick both\r\n");
+    y.send("/nick both\r\n");
+    let results = [first_answer(&mut x, "x1"), first_answer(&mut y, "y1")];
+    let won = results.iter().filter(|r| r.is_some_and(|w| w)).count();
+    let lost = results.iter().filter(|r| r.is_some_and(|w| !w)).count();
+    assert_eq!((won, lost), (1, 1), "{results:?}");
+}
+
+/// Whether `c`, once `old`, got the name `both`: its own change (true), its refusal
+/// (false); other lines (joins, the other's change) are skipped.
+fn first_answer(c: &mut Client, old: &str) -> Option<bool> {
+    for _ in 0..10 {
+        let line = c.line();
+        if line == format!("* {old} is now known as both") {
+            return Some(true);
+        }
+        if line == "! nickname already taken: both" {
+            return Some(false);
+        }
+    }
+    None
+}
+
+#[test]
+fn bans_mutes_and_kicks_reach_every_node_and_last() {
+    let Some(nats) = Nats::start("bans_mutes_and_kicks_reach_every_node_and_last") else {
+        return;
+    };
+    let (a, mut b) = two_nodes(&nats);
+    let mut watch = common::admin::Watch::start(&b, true);
+    let mut alice = a.login("alice");
+    let mut mallory = b.login("mallory");
+    alice.expect("* mallory joined");
+    // A ban made on a holds on b within a second, and b's watchers see it.
+    let banned = Instant::now();
+    let reply = ctl_json(&a, &["ban", "mallory", "--reason", "spam"]);
+    assert_eq!(reply["target"], "mallory");
+    mallory.expect("! you are banned: spam");
+    mallory.expect_closed();
+    assert!(
+        banned.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        banned.elapsed()
+    );
+    until(&mut alice, "* mallory was banned (spam)");
+    let event = watch.event("ban");
+    assert_eq!(event["target"], "mallory");
+    // It survives a restart of the node that did not make it.
+    drop(watch);
+    b.restart();
+    b.wait_log("cluster: connected to NATS");
+    let mut again = b.connect();
+    again.expect_greeting();
+    again.say("mallory");
+    let line = again.line();
+    assert!(line.starts_with("! you are banned: spam"), "{line}");
+    let bans = ctl_json(&b, &["bans"]);
+    assert_eq!(bans["bans"][0]["target"], "mallory");
+    // A mute from b reaches alice on a; a kick from b removes her.
+    let mut bob = b.login("bob");
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
+    ctl_json(&b, &["mute", "alice"]);
+    until(&mut alice, "! you are muted");
+    alice.say("hello?");
+    alice.expect("! you are muted");
+    ctl_json(&b, &["unmute", "alice"]);
+    until(&mut alice, "* you are no longer muted");
+    let reply = ctl_json(&b, &["kick", "alice", "--reason", "bye"]);
+    assert_eq!(reply["nick"], "alice");
+    until(&mut alice, "! you were kicked: bye");
+    until(&mut bob, "* alice was kicked (bye)");
+    // natterctl list shows which node each user is on.
+    let table = common::text(&b.ctl(&["list"]).stdout);
+    assert!(table.lines().next().unwrap().ends_with("NODE"), "{table}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! it again cannot cross. Nodes announce themselves every third of `node_timeout`; a node
 //! unheard for longer is gone, and its users leave every room and free their names.
 
+mod rules;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -81,6 +82,7 @@ struct Names {
     bus: String,
     nicks: String,
     nodes: String,
+    moderation: String,
 }
 
 impl Names {
@@ -89,14 +91,24 @@ impl Names {
             bus: format!("{name}.bus"),
             nicks: format!("{name}_nicks"),
             nodes: format!("{name}_nodes"),
+            moderation: format!("{name}_moderation"),
         }
     }
+}
+
+/// The connection and what the sending task needs of it.
+struct Nats {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+    timeout: Duration,
 }
 
 /// The key-value stores, once NATS answered.
 struct Stores {
     nicks: kv::Store,
     nodes: kv::Store,
+    moderation: kv::Store,
 }
 
 impl Cluster {
@@ -150,6 +162,9 @@ impl Cluster {
         let stores = match tokio::time::timeout(START_WAIT, stores(&js, &names, timeout)).await {
             Ok(Ok(stores)) => {
                 register(&stores.nodes, &node).await?;
+                rules::share(stores.moderation.clone(), daemon.clone())
+                    .await
+                    .context("cluster: cannot share bans and mutes")?;
                 cluster.connected.store(true, Relaxed);
                 info!(%node, servers = ?config.nats, "cluster: connected to NATS");
                 Some(stores)
@@ -165,15 +180,13 @@ impl Cluster {
             .await
             .context("cannot subscribe to the cluster bus")?;
         tokio::spawn(receive(cluster.clone(), daemon.clone(), bus));
-        tokio::spawn(send(
-            cluster.clone(),
-            client.clone(),
+        let nats = Nats {
+            client: client.clone(),
             js,
-            names.clone(),
+            names: names.clone(),
             timeout,
-            stores,
-            rx,
-        ));
+        };
+        tokio::spawn(send(cluster.clone(), daemon.clone(), nats, stores, rx));
         tokio::spawn(heartbeat(cluster.clone(), daemon.clone(), timeout));
         let c = cluster.clone();
         let d = daemon.clone();
@@ -344,7 +357,12 @@ async fn stores(
     };
     let nicks = open(names.nicks.clone(), Duration::ZERO).await?;
     let nodes = open(names.nodes.clone(), timeout).await?;
-    Ok(Stores { nicks, nodes })
+    let moderation = open(names.moderation.clone(), Duration::ZERO).await?;
+    Ok(Stores {
+        nicks,
+        nodes,
+        moderation,
+    })
 }
 
 /// Registers `node` as live; refuses if another process already is, under the same name.
@@ -386,6 +404,15 @@ async fn receive(cluster: Arc<Cluster>, daemon: Arc<Daemon>, mut bus: async_nats
                 }));
             }
             Wire::Bye { .. } => cluster.forget(&node),
+            Wire::Kick {
+                to,
+                nick,
+                reason,
+                by,
+                ..
+            } if **to == *cluster.node => {
+                let _ = daemon.kick(nick, reason.clone(), *by);
+            }
             _ => {}
         }
         if new && !matches!(wire, Wire::Bye { .. }) {
@@ -398,16 +425,25 @@ async fn receive(cluster: Arc<Cluster>, daemon: Arc<Daemon>, mut bus: async_nats
 /// Sends what the hub queued, in order, and does this node's key-value writes.
 async fn send(
     cluster: Arc<Cluster>,
-    client: async_nats::Client,
-    js: jetstream::Context,
-    names: Names,
-    timeout: Duration,
+    daemon: Arc<Daemon>,
+    nats: Nats,
     mut stores: Option<Stores>,
     mut rx: mpsc::Receiver<Out>,
 ) {
+    let Nats {
+        client,
+        js,
+        names,
+        timeout,
+    } = nats;
     while let Some(out) = rx.recv().await {
         if stores.is_none() && cluster.is_connected() {
             stores = stores_and_register(&js, &names, timeout, &cluster.node).await;
+            if let Some(s) = &stores
+                && let Err(e) = rules::share(s.moderation.clone(), daemon.clone()).await
+            {
+                warn!(error = %e, "cluster: cannot share bans and mutes");
+            }
         }
         match out {
             Out::Wire(wire) => {

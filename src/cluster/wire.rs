@@ -50,6 +50,14 @@ pub enum Wire {
         topic: Option<String>,
         line: String,
     },
+    /// An operator on `node` kicked `nick`, a user of `to`.
+    Kick {
+        node: String,
+        to: String,
+        nick: String,
+        reason: Option<String>,
+        by: u32,
+    },
     /// `* [server] text`, for everyone or one room.
     Wall {
         node: String,
@@ -85,6 +93,7 @@ impl Wire {
             | Wire::Gone { node, .. }
             | Wire::Whisper { node, .. }
             | Wire::Topic { node, .. }
+            | Wire::Kick { node, .. }
             | Wire::Wall { node, .. }
             | Wire::Hello { node }
             | Wire::Roster { node, .. }

@@ -26,7 +26,12 @@ impl Daemon {
         let reason = reason
             .map(|r| sanitize::clean(r.as_bytes()))
             .filter(|r| !r.is_empty());
-        let Ok(nick) = self.hub.kick(nick, reason.as_deref()) else {
+        // A user on another node of a cluster is kicked there.
+        let kicked = self
+            .hub
+            .kick(nick, reason.as_deref())
+            .or_else(|_| self.hub.kick_remote(nick, reason.as_deref(), uid));
+        let Ok(nick) = kicked else {
             return Err(Failure::new("not_found", format!("no such user: {nick}")));
         };
         add(&self.stats.kicks, 1);
@@ -57,6 +62,18 @@ impl Daemon {
             moderation::set(&mut rules.bans, rule.clone());
             Some(())
         })?;
+        let kicked = self.enforce_ban(&rule);
+        Ok(BanReply {
+            target: rule.target.to_string(),
+            expires: rule.expires,
+            kicked,
+        })
+    }
+
+    /// Puts a new ban into effect here: the users it matches are told and closed (and
+    /// their lines leave history), and it is logged and sent to watchers. Returns their
+    /// nicknames.
+    fn enforce_ban(&self, rule: &Rule) -> Vec<String> {
         let notice = Formatter::error(format_args!("{}", rule.banned_text()));
         let key = match &rule.target {
             Target::Nick { key, .. } => Some(key.clone()),
@@ -84,14 +101,55 @@ impl Daemon {
             target: target.clone(),
             reason: rule.reason.clone(),
             expires: rule.expires,
-            by: uid,
+            by: rule.set_by,
             kicked: kicked.clone(),
         });
-        Ok(BanReply {
-            target,
-            expires: rule.expires,
-            kicked,
-        })
+        kicked
+    }
+
+    /// Puts into effect here what another node of the cluster changed: `before` were the
+    /// rules in force until now. New bans close the users they match, new mutes are told to
+    /// their user; everything is logged and sent to watchers.
+    pub fn apply_shared_rules(&self, before: &moderation::Rules) {
+        let now = self.moderation.rules();
+        let new = |list: &[Rule], old: &[Rule]| -> Vec<Rule> {
+            list.iter().filter(|r| !old.contains(r)).cloned().collect()
+        };
+        for rule in new(&now.bans, &before.bans) {
+            self.enforce_ban(&rule);
+        }
+        for rule in new(&now.mutes, &before.mutes) {
+            let nick = rule.target.to_string();
+            let notice = Formatter::error(format_args!("{}", rule.muted_notice()));
+            self.hub.tell(&nick::key(&nick), notice);
+            info!(%nick, "muted (by another node)");
+            self.events.emit(|| Event::Mute {
+                nick,
+                reason: rule.reason.clone(),
+                expires: rule.expires,
+                by: rule.set_by,
+            });
+        }
+        for rule in new(&before.bans, &now.bans) {
+            let target = rule.target.to_string();
+            info!(%target, "unbanned (by another node)");
+            self.events.emit(|| Event::Unban {
+                target,
+                by: rule.set_by,
+            });
+        }
+        for rule in new(&before.mutes, &now.mutes) {
+            let nick = rule.target.to_string();
+            let line = self
+                .hub
+                .format()
+                .system(format_args!("you are no longer muted"));
+            self.hub.tell(&nick::key(&nick), line);
+            self.events.emit(|| Event::Unmute {
+                nick,
+                by: rule.set_by,
+            });
+        }
     }
 
     /// Lifts the ban on `target`.
@@ -189,7 +247,7 @@ impl Daemon {
     /// operator and changes nothing.
     fn save<T>(
         &self,
-        change: impl FnOnce(&mut moderation::Rules) -> Option<T>,
+        change: impl Fn(&mut moderation::Rules) -> Option<T>,
     ) -> Result<Option<T>, Failure> {
         self.moderation.update(change).map_err(|e| {
             let path = self.moderation.path().display();

@@ -184,6 +184,31 @@ impl Hub {
         Ok(())
     }
 
+    /// Asks the node of remote user `nick` to kick them; returns their nickname.
+    pub fn kick_remote(
+        &self,
+        nick: &str,
+        reason: Option<&str>,
+        by: u32,
+    ) -> Result<Arc<str>, super::NoSuchUser> {
+        let state = self.lock();
+        let key = crate::nick::key(nick);
+        let remote = state
+            .nicks
+            .get(&*key)
+            .and_then(|id| state.rooms.get(state.room_of.get(id)?)?.remote.get(id))
+            .ok_or(super::NoSuchUser)?;
+        let (to, nick) = (remote.node.to_string(), remote.nick.clone());
+        self.publish(|node| Wire::Kick {
+            node,
+            to,
+            nick: nick.to_string(),
+            reason: reason.map(str::to_owned),
+            by,
+        });
+        Ok(nick)
+    }
+
     /// Acts on what another node said.
     pub fn apply_remote(&self, wire: Wire) {
         let settings = self.settings();
@@ -207,7 +232,12 @@ impl Hub {
                             client.outbox.push_or_skip(line.clone());
                         }
                     }
-                    let addr = std::net::IpAddr::from([0, 0, 0, 0]);
+                    // Their address, so a ban on it takes their lines out of history here too.
+                    let addr = room
+                        .remote
+                        .get(&from)
+                        .and_then(|r| r.peer.parse::<std::net::SocketAddr>().ok())
+                        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
                     room.history.push(history, line, from, addr, Arc::from(key));
                 }
             }
@@ -272,7 +302,7 @@ impl Hub {
             Wire::Bye { node } => {
                 let _ = self.node_gone_locked(state, &node, &settings, format);
             }
-            Wire::Hello { .. } | Wire::Alive { .. } => {}
+            Wire::Hello { .. } | Wire::Alive { .. } | Wire::Kick { .. } => {}
         }
     }
 

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{nick, sanitize};
-pub use store::{FILE_NAME, Moderation};
+pub use store::{FILE_NAME, Moderation, SharedRules};
 
 /// Longest nickname a ban or mute may name (the longest `max_nick_len` allows).
 const MAX_NICK: usize = 64;

@@ -19,6 +19,15 @@ use crate::dirs;
 /// The file in the state directory that holds bans and mutes.
 pub const FILE_NAME: &str = "bans.json";
 
+/// Where a cluster keeps the rules instead of the file (see [`crate::cluster`]).
+pub trait SharedRules: Send + Sync + std::fmt::Debug {
+    /// Stores `rules` if the shared copy is still at `revision`; returns the new revision.
+    /// `Ok(None)`: someone changed it first.
+    fn store(&self, rules: &Rules, revision: u64) -> io::Result<Option<u64>>;
+    /// The shared copy now and its revision (0 and no rules if there is none yet).
+    fn load(&self) -> io::Result<(Rules, u64)>;
+}
+
 /// The rules in force and the file that keeps them.
 #[derive(Debug)]
 pub struct Moderation {
@@ -26,6 +35,9 @@ pub struct Moderation {
     current: RwLock<Arc<Rules>>,
     /// Held while a change is written, so changes go to disk one at a time.
     writing: Mutex<()>,
+    /// In a cluster: the shared copy, and the revision the rules in force came from.
+    shared: std::sync::OnceLock<Box<dyn SharedRules>>,
+    revision: std::sync::atomic::AtomicU64,
 }
 
 impl Moderation {
@@ -52,6 +64,8 @@ impl Moderation {
             path,
             current: RwLock::new(Arc::new(rules)),
             writing: Mutex::new(()),
+            shared: std::sync::OnceLock::new(),
+            revision: Default::default(),
         })
     }
 
@@ -62,6 +76,8 @@ impl Moderation {
             path: PathBuf::from("/nonexistent/bans.json"),
             current: RwLock::default(),
             writing: Mutex::new(()),
+            shared: std::sync::OnceLock::new(),
+            revision: Default::default(),
         }
     }
 
@@ -80,15 +96,60 @@ impl Moderation {
 
     /// Applies `change` to a copy of the rules; if it returns `Some`, writes the copy to
     /// disk and puts it in force. If writing fails, nothing changes.
-    pub fn update<T>(&self, change: impl FnOnce(&mut Rules) -> Option<T>) -> io::Result<Option<T>> {
+    ///
+    /// In a cluster the copy goes to the shared store instead, if nobody changed it since
+    /// this node last saw it; otherwise the change is made again on the newer rules.
+    pub fn update<T>(&self, change: impl Fn(&mut Rules) -> Option<T>) -> io::Result<Option<T>> {
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut rules = (*self.rules()).clone();
-        let Some(result) = change(&mut rules) else {
-            return Ok(None);
+        let Some(shared) = self.shared.get() else {
+            let mut rules = (*self.rules()).clone();
+            let Some(result) = change(&mut rules) else {
+                return Ok(None);
+            };
+            save(&self.path, &rules)?;
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+            return Ok(Some(result));
         };
-        save(&self.path, &rules)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
-        Ok(Some(result))
+        for _ in 0..8 {
+            let revision = self.revision.load(std::sync::atomic::Ordering::Acquire);
+            let mut rules = (*self.rules()).clone();
+            let Some(result) = change(&mut rules) else {
+                return Ok(None);
+            };
+            match shared.store(&rules, revision)? {
+                Some(new) => {
+                    self.put_in_force(rules, new);
+                    return Ok(Some(result));
+                }
+                None => {
+                    let (latest, revision) = shared.load()?;
+                    self.put_in_force(latest, revision);
+                }
+            }
+        }
+        Err(io::Error::other(
+            "the shared rules kept changing; try again",
+        ))
+    }
+
+    /// Keeps the rules in a cluster's shared store from now on.
+    pub fn share(&self, shared: Box<dyn SharedRules>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Puts `rules`, at shared `revision`, in force (a change another node made); returns
+    /// the rules that were in force before. An older revision than the one in force is
+    /// ignored (and the rules in force returned).
+    pub fn put_in_force(&self, rules: Rules, revision: u64) -> Arc<Rules> {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let before = current.clone();
+        let known = self.revision.load(std::sync::atomic::Ordering::Acquire);
+        if revision >= known {
+            *current = Arc::new(rules);
+            self.revision
+                .store(revision, std::sync::atomic::Ordering::Release);
+        }
+        before
     }
 }
 

@@ -491,6 +491,8 @@ impl Session {
 enum Pending {
     /// A login under this nickname.
     Login(Box<str>),
+    /// A change to this nickname.
+    Rename(Box<str>),
 }
 
 impl Session {
@@ -504,13 +506,25 @@ impl Session {
                 Claim::Won => self.finish_login(&nick),
                 Claim::Taken => self.refuse_nick(&nick, &crate::nick::NickError::Taken),
                 Claim::Unavailable => {
-                    self.error(format_args!(
-                        "the server is reconnecting; try again in a moment"
-                    ));
+                    self.reconnecting();
                     self.prompt();
                 }
             },
+            Pending::Rename(nick) => match cluster.claim(&crate::nick::key(&nick)).await {
+                Claim::Won => self.finish_rename(&nick),
+                Claim::Taken => {
+                    let taken = crate::nick::NickError::Taken;
+                    self.error(format_args!("{taken}: {nick}"));
+                }
+                Claim::Unavailable => self.reconnecting(),
+            },
         }
+    }
+
+    fn reconnecting(&self) {
+        self.error(format_args!(
+            "the server is reconnecting; try again in a moment"
+        ));
     }
 }
 

@@ -43,6 +43,18 @@ impl Session {
         if self.nick.as_deref() == Some(new) {
             return self.error(format_args!("you are already {new}"));
         }
+        // In a cluster a new name is claimed there first (a case change keeps the key).
+        if self.daemon.cluster.get().is_some() && **self.keys.current() != *key {
+            self.pending = Some(super::Pending::Rename(new.into()));
+            return;
+        }
+        self.finish_rename(new);
+    }
+
+    /// Renames to `new`, whose checks passed (and which the cluster gave this node).
+    pub(super) fn finish_rename(&mut self, new: &str) {
+        let key = nick::key(new);
+        let now = Instant::now();
         match self.daemon.hub.rename(self.id, new, &key) {
             Ok(old) => {
                 let _ = self.paces().nick.take(now);
@@ -62,7 +74,14 @@ impl Session {
                     self.refuse_banned_nick(new, &ban);
                 }
             }
-            Err(reason) => self.error(format_args!("{reason}: {new}")),
+            Err(reason) => {
+                if let Some(cluster) = self.daemon.cluster.get()
+                    && **self.keys.current() != *key
+                {
+                    cluster.release(&key);
+                }
+                self.error(format_args!("{reason}: {new}"));
+            }
         }
     }
 

@@ -29,9 +29,9 @@ pub fn shown(text: &str) -> String {
 pub fn list_table(reply: &ListReply) -> String {
     let header = [
         "ID", "NICK", "ROOM", "PEER", "SINCE", "IDLE", "IGNORE", "LINES", "IN", "OUT", "QUEUE",
-        "SKIPPED",
+        "SKIPPED", "NODE",
     ];
-    let rows: Vec<[String; 12]> = reply
+    let rows: Vec<[String; 13]> = reply
         .connections
         .iter()
         .map(|c| {
@@ -48,6 +48,7 @@ pub fn list_table(reply: &ListReply) -> String {
                 c.bytes_out.to_string(),
                 c.queue_bytes.to_string(),
                 c.skipped.to_string(),
+                c.node.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
