@@ -115,6 +115,32 @@ fn both_listed(c: &mut Client, want: &str) {
 }
 
 #[test]
+fn a_node_that_starts_later_gets_the_topics_and_history() {
+    let Some(nats) = Nats::start("a_node_that_starts_later_gets_the_topics_and_history") else {
+        return;
+    };
+    let config = |name: &str| format!("{BASE_CONFIG}history = 5\n{}", nats.cluster(name));
+    let a = Daemon::with_config(&config("a"));
+    let mut alice = a.login("alice");
+    alice.say("first");
+    alice.say("/join #rust");
+    alice.expect("* you are in #rust (1 here)");
+    alice.say("/topic crabs");
+    alice.expect("* alice set the topic: crabs");
+    alice.say("in rust");
+    alice.say("/ls");
+    alice.expect("* 1 online in #rust: alice");
+    let b = Daemon::with_config(&config("b"));
+    b.wait_log("cluster: topics and history taken from a running node");
+    let mut bob = b.login("bob");
+    bob.expect("<alice> first");
+    bob.say("/join #rust");
+    bob.expect("* you are in #rust (2 here)");
+    bob.expect("* topic: crabs");
+    bob.expect("<alice> in rust");
+}
+
+#[test]
 fn two_nodes_giving_one_name_at_once_give_it_once() {
     let Some(nats) = Nats::start("two_nodes_giving_one_name_at_once_give_it_once") else {
         return;

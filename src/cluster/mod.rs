@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::config;
 use crate::daemon::Daemon;
-use crate::hub::Link;
+use crate::hub::{Link, RoomState};
 use wire::{MAX_MESSAGE, Wire, kv_key};
 
 /// Messages waiting for NATS before the hub starts dropping them (and counting).
@@ -83,6 +83,8 @@ struct Names {
     nicks: String,
     nodes: String,
     moderation: String,
+    /// Requests for rooms' topics and history (`.rooms`, `.history`).
+    state: String,
 }
 
 impl Names {
@@ -92,6 +94,7 @@ impl Names {
             nicks: format!("{name}_nicks"),
             nodes: format!("{name}_nodes"),
             moderation: format!("{name}_moderation"),
+            state: format!("{name}.state"),
         }
     }
 }
@@ -179,6 +182,16 @@ impl Cluster {
             .subscribe(names.bus.clone())
             .await
             .context("cannot subscribe to the cluster bus")?;
+        // Topics and history from a running node first, then answer the next ones: a node
+        // in the answering group could be asked its own question.
+        if cluster.is_connected() {
+            seed(&client, &names, &daemon).await;
+        }
+        let state = client
+            .queue_subscribe(format!("{}.*", names.state), "state".to_owned())
+            .await
+            .context("cannot subscribe to state requests")?;
+        tokio::spawn(answer_state(client.clone(), daemon.clone(), state));
         tokio::spawn(receive(cluster.clone(), daemon.clone(), bus));
         let nats = Nats {
             client: client.clone(),
@@ -321,6 +334,55 @@ impl Cluster {
     fn forget(&self, node: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.remove(node);
+    }
+}
+
+/// How long a starting node waits for another's rooms and history.
+const SEED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks one running node (if any) for the rooms' topics and history, and takes them.
+async fn seed(client: &async_nats::Client, names: &Names, daemon: &Daemon) {
+    let ask = |what: &str, body: Bytes| {
+        let subject = format!("{}.{what}", names.state);
+        async move {
+            let reply = tokio::time::timeout(SEED_TIMEOUT, client.request(subject, body)).await;
+            reply.ok()?.ok().map(|m| m.payload)
+        }
+    };
+    let Some(rooms) = ask("rooms", Bytes::new()).await else {
+        return;
+    };
+    let Ok(mut rooms) = serde_json::from_slice::<Vec<RoomState>>(&rooms) else {
+        return;
+    };
+    for room in &mut rooms {
+        if let Some(full) = ask("history", Bytes::from(room.key.clone())).await
+            && let Ok(full) = serde_json::from_slice::<RoomState>(&full)
+        {
+            room.history = full.history;
+        }
+    }
+    info!(rooms = rooms.len(), "cluster: topics and history taken from a running node");
+    daemon.hub.seed(rooms);
+}
+
+/// Answers nodes that start later: the rooms (without history), or one room's history.
+async fn answer_state(client: async_nats::Client, daemon: Arc<Daemon>, mut requests: async_nats::Subscriber) {
+    while let Some(request) = requests.next().await {
+        let Some(reply) = request.reply else { continue };
+        let mut rooms = daemon.hub.room_states();
+        let body = if request.subject.ends_with(".history") {
+            let key = String::from_utf8_lossy(&request.payload);
+            rooms.into_iter().find(|r| r.key == key).map(|r| serde_json::to_vec(&r))
+        } else {
+            for room in &mut rooms {
+                room.history.clear();
+            }
+            Some(serde_json::to_vec(&rooms))
+        };
+        if let Some(Ok(body)) = body {
+            let _ = client.publish(reply, body.into()).await;
+        }
     }
 }
 

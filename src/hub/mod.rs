@@ -30,6 +30,7 @@ mod operators;
 mod people;
 mod remote;
 pub mod room;
+mod seed;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ mod tests;
 pub use operators::{Connection, RoomInfo};
 pub use people::{IgnoreError, MAX_IGNORES, Member};
 pub use remote::Link;
+pub use seed::RoomState;
 use room::Room;
 pub use room::RoomName;
 pub use settings::RoomSettings;
@@ -71,6 +73,8 @@ struct State {
     nicks: HashMap<Arc<str>, ClientId>,
     /// Users on other nodes by (node, their id there), with the local id they go by here.
     remote_ids: HashMap<(Arc<str>, u64), ClientId>,
+    /// Topics and history another node gave for user rooms not yet known here.
+    seeds: HashMap<Arc<str>, seed::RoomState>,
     /// `[chat] history` in force, here so a group message needs no other lock.
     history: usize,
     next_id: ClientId,

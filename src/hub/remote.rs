@@ -383,10 +383,15 @@ impl State {
         // A name held here wins over a stale claim from elsewhere.
         self.nicks.entry(key.clone()).or_insert(local);
         let room_key: Arc<str> = Arc::from(user.room);
-        let room = self
-            .rooms
-            .entry(room_key.clone())
-            .or_insert_with(|| Room::new(Arc::from(user.room_shown), false));
+        let seed = self.seeds.remove(&room_key);
+        let max = self.history;
+        let room = self.rooms.entry(room_key.clone()).or_insert_with(|| {
+            let mut room = Room::new(Arc::from(user.room_shown), false);
+            if let Some(seed) = seed {
+                super::seed::apply(&mut room, seed, max);
+            }
+            room
+        });
         room.remote.insert(
             local,
             Remote {

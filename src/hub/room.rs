@@ -168,6 +168,16 @@ impl History {
             .retain(|said| !authors.contains(&said.author) && !matches(said.addr, &[&said.key]));
     }
 
+    /// Whether it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Every line with its author's nickname key and address, oldest first.
+    pub fn said(&self) -> impl Iterator<Item = (&Bytes, &Arc<str>, IpAddr)> {
+        self.lines.iter().map(|s| (&s.line, &s.key, s.addr))
+    }
+
     /// The lines, oldest first, but those whose author `hidden` picks by connection and
     /// nickname key.
     pub fn lines(&self, hidden: impl Fn(ClientId, &str) -> bool) -> impl Iterator<Item = &Bytes> {
