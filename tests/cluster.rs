@@ -344,6 +344,41 @@ fn without_nats_a_node_serves_its_own_users_and_comes_back() {
 }
 
 #[test]
+fn a_stalled_node_does_not_slow_the_others() {
+    let Some(nats) = Nats::start("a_stalled_node_does_not_slow_the_others") else {
+        return;
+    };
+    let (a, b) = two_nodes(&nats);
+    let mut alice = a.login("alice");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    let mut carol = b.login("carol");
+    alice.expect("* carol joined");
+    bob.expect("* carol joined");
+    // Node a stops taking anything (for less than the node timeout).
+    a.signal(Signal::STOP);
+    let stalled = Instant::now();
+    for i in 0..100 {
+        bob.say(&format!("m{i}"));
+    }
+    for i in 0..100 {
+        carol.expect(&format!("<bob> m{i}"));
+    }
+    let took = stalled.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}: the stalled node held b up");
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(took));
+    a.signal(Signal::CONT);
+    // What it missed while stopped arrives once it runs (or is counted in stats).
+    for i in 0..100 {
+        alice.expect(&format!("<bob> m{i}"));
+    }
+    let stats = ctl_json(&a, &["stats"]);
+    assert_eq!(stats["cluster"]["missed"], 0);
+    assert_eq!(stats["cluster"]["connected"], true);
+    assert_eq!(stats["cluster"]["nodes"][0], "b");
+}
+
+#[test]
 fn a_second_node_with_a_live_name_is_refused() {
     let Some(nats) = Nats::start("a_second_node_with_a_live_name_is_refused") else {
         return;

@@ -73,6 +73,8 @@ pub struct Cluster {
     seen: Mutex<HashMap<String, Instant>>,
     /// Bus messages that could not be read (too long, not JSON).
     pub bad_messages: AtomicU64,
+    /// Times NATS said this node fell behind and messages for it were dropped.
+    pub missed: AtomicU64,
     server: Mutex<String>,
 }
 
@@ -157,6 +159,7 @@ impl Cluster {
             connected: AtomicBool::new(false),
             seen: Mutex::default(),
             bad_messages: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
             server: Mutex::new(String::new()),
         });
         daemon.hub.link(Link::new(node.clone(), tx));
@@ -304,6 +307,12 @@ impl Cluster {
                     warn!(
                         "cluster: NATS lost; serving this node's users alone, no new logins until it is back"
                     );
+                }
+            }
+            async_nats::Event::SlowConsumer(_) => {
+                let before = self.missed.fetch_add(1, Relaxed);
+                if before.is_power_of_two() || before == 0 {
+                    warn!(times = before + 1, "cluster: this node fell behind; messages from other nodes were dropped");
                 }
             }
             other => info!(event = %other, "cluster: NATS"),
@@ -479,6 +488,13 @@ async fn receive(cluster: Arc<Cluster>, daemon: Arc<Daemon>, mut bus: async_nats
         }
         if new && !matches!(wire, Wire::Bye { .. }) {
             info!(%node, "cluster: node joined");
+            // A node heard again after the timeout (stopped, cut off) does not know it was
+            // forgotten: ask everyone for their users.
+            if !matches!(wire, Wire::Hello { .. } | Wire::Roster { .. }) {
+                cluster.queue(Out::Wire(Wire::Hello {
+                    node: cluster.node.to_string(),
+                }));
+            }
         }
         daemon.hub.apply_remote(wire);
     }

@@ -283,6 +283,7 @@ impl Daemon {
                 nodes: c.nodes(),
                 dropped: self.hub.cluster_link().map_or(0, |l| l.dropped()),
                 bad_messages: get(&c.bad_messages),
+                missed: get(&c.missed),
             }),
             peak_users: peak as u64,
             connections: self.limiter.open() as u64,

@@ -99,6 +99,8 @@ pub struct ClusterStats {
     pub dropped: u64,
     /// Messages from the bus that could not be read.
     pub bad_messages: u64,
+    /// Times this node fell behind and NATS dropped messages for it.
+    pub missed: u64,
 }
 
 /// The reply to `reload`.
