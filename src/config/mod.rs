@@ -535,6 +535,38 @@ chat = true
     }
 
     #[test]
+    fn cluster_is_checked() {
+        let c = parse(
+            "[cluster]\nnats = \"nats://127.0.0.1:4222\"\nnode = \"n1\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.nats, ["nats://127.0.0.1:4222"]);
+        assert_eq!(cluster.node_name(), "n1");
+        assert_eq!(cluster.timeout(), std::time::Duration::from_secs(15));
+        assert!(parse("", "c.toml").unwrap().cluster.is_none());
+        let bad = "[cluster]\nnats = [\"http://x\"]\nname = \"a.b\"\nnode = \"x y\"\n\
+                   node_timeout = \"1s\"\ncredentials = \"rel.creds\"\n";
+        let errors: Vec<String> = parse(bad, "c.toml")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for key in [
+            "cluster.nats",
+            "cluster.name",
+            "cluster.node",
+            "cluster.node_timeout",
+            "cluster.credentials",
+        ] {
+            assert!(errors.iter().any(|e| e.contains(key)), "{key}: {errors:#?}");
+        }
+        let list = parse("[cluster]\nnats = []\n", "c.toml").unwrap_err();
+        assert!(list[0].to_string().contains("cluster.nats"));
+    }
+
+    #[test]
     fn changed_keys_are_listed() {
         let old = Config::default();
         let mut new = Config::default();
