@@ -285,8 +285,9 @@ impl Cluster {
         match event {
             async_nats::Event::Connected => {
                 let was = self.connected.swap(true, Relaxed);
+                let info = client.server_info();
                 *self.server.lock().unwrap_or_else(PoisonError::into_inner) =
-                    client.server_info().host;
+                    format!("{}:{} ({})", info.host, info.port, info.server_name);
                 if !was {
                     info!("cluster: NATS connected; registering this node's users");
                     // Everyone learns who is here again, and this node who is elsewhere.

@@ -195,7 +195,22 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("muted_messages", s.muted_messages.to_string()),
         ("reports", s.reports.to_string()),
     ];
-    lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
+    let mut out: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    if let Some(c) = &s.cluster {
+        let nodes = if c.nodes.is_empty() {
+            "none".to_owned()
+        } else {
+            c.nodes.join(", ")
+        };
+        let _ = writeln!(out, "cluster.node: {}", c.node);
+        let _ = writeln!(out, "cluster.connected: {}", c.connected);
+        let _ = writeln!(out, "cluster.server: {}", c.server);
+        let _ = writeln!(out, "cluster.other_nodes: {nodes}");
+        let _ = writeln!(out, "cluster.dropped: {}", c.dropped);
+        let _ = writeln!(out, "cluster.missed: {}", c.missed);
+        let _ = writeln!(out, "cluster.bad_messages: {}", c.bad_messages);
+    }
+    out
 }
 
 /// What a reload did, in words.
