@@ -365,7 +365,10 @@ fn a_stalled_node_does_not_slow_the_others() {
         carol.expect(&format!("<bob> m{i}"));
     }
     let took = stalled.elapsed();
-    assert!(took < Duration::from_secs(1), "{took:?}: the stalled node held b up");
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?}: the stalled node held b up"
+    );
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(took));
     a.signal(Signal::CONT);
     // What it missed while stopped arrives once it runs (or is counted in stats).
@@ -399,4 +402,87 @@ fn a_second_node_with_a_live_name_is_refused() {
     assert!(!out.status.success());
     let err = common::text(&out.stderr);
     assert!(err.contains("node name \"a\" is already live"), "{err}");
+}
+
+#[test]
+fn haproxy_in_front_of_a_cluster() {
+    let Some(nats) = Nats::start("haproxy_in_front_of_a_cluster") else {
+        return;
+    };
+    if !common::haproxy::have("haproxy", "haproxy_in_front_of_a_cluster") {
+        return;
+    }
+    let trusted = "[server]\nlisten = [\"127.0.0.1:0\"]\nproxy_protocol = [\"127.0.0.1/32\"]\n\
+                   [chat]\ntimestamps = false\n";
+    let nodes = [
+        Daemon::with_config(&format!("{trusted}{}", nats.cluster("a"))),
+        Daemon::with_config(&format!("{trusted}{}", nats.cluster("b"))),
+    ];
+    nodes[0].wait_log("cluster: node joined node=b");
+    let port = common::haproxy::free_port();
+    let _haproxy = common::haproxy::Haproxy::start(port, [nodes[0].addr(), nodes[1].addr()]);
+    for node in &nodes {
+        node.wait_log("connection accepted");
+    }
+    let front: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let login = |source: [u8; 4], nick: &str| {
+        let mut c = Client::connect_from(source.into(), front);
+        c.expect_greeting();
+        c.say(nick);
+        let line = c.line();
+        assert!(line.starts_with(&format!("* welcome, {nick}!")), "{line}");
+        c.line();
+        c
+    };
+    let mut alice = login([127, 0, 0, 5], "alice");
+    let mut bob = login([127, 0, 0, 6], "bob");
+    let on = |nick: &str| {
+        let list = ctl_json(&nodes[0], &["list"]);
+        let conns = list["connections"].as_array().unwrap().clone();
+        let me = conns
+            .into_iter()
+            .find(|c| c["nick"] == nick)
+            .expect("listed");
+        (
+            me["node"].as_str().unwrap().to_owned(),
+            me["peer"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (alice_node, alice_peer) = on("alice");
+    let (bob_node, bob_peer) = on("bob");
+    assert_ne!(
+        alice_node, bob_node,
+        "leastconn put them on different nodes"
+    );
+    assert!(alice_peer.starts_with("127.0.0.5:") && bob_peer.starts_with("127.0.0.6:"));
+    // They chat across nodes through the one front address.
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
+    alice.say("hi bob");
+    until(&mut bob, "<alice> hi bob");
+    // Kill alice's node: bob sees her leave; she comes back through HAProxy on the other.
+    let [first, second] = nodes;
+    let (mut gone, _kept) = if alice_node == "a" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    gone.signal(Signal::KILL);
+    gone.wait_exit();
+    until(&mut bob, "* alice left");
+    let deadline = Instant::now() + TIMEOUT;
+    let mut again = loop {
+        let mut c = Client::connect_from([127, 0, 0, 5].into(), front);
+        c.expect_greeting();
+        c.say("alice");
+        let line = c.line();
+        if line.starts_with("* welcome, alice!") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "{line}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    again.line();
+    until(&mut bob, "* alice joined");
+    again.say("back");
+    until(&mut bob, "<alice> back");
 }

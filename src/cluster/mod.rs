@@ -313,7 +313,10 @@ impl Cluster {
             async_nats::Event::SlowConsumer(_) => {
                 let before = self.missed.fetch_add(1, Relaxed);
                 if before.is_power_of_two() || before == 0 {
-                    warn!(times = before + 1, "cluster: this node fell behind; messages from other nodes were dropped");
+                    warn!(
+                        times = before + 1,
+                        "cluster: this node fell behind; messages from other nodes were dropped"
+                    );
                 }
             }
             other => info!(event = %other, "cluster: NATS"),
@@ -372,18 +375,28 @@ async fn seed(client: &async_nats::Client, names: &Names, daemon: &Daemon) {
             room.history = full.history;
         }
     }
-    info!(rooms = rooms.len(), "cluster: topics and history taken from a running node");
+    info!(
+        rooms = rooms.len(),
+        "cluster: topics and history taken from a running node"
+    );
     daemon.hub.seed(rooms);
 }
 
 /// Answers nodes that start later: the rooms (without history), or one room's history.
-async fn answer_state(client: async_nats::Client, daemon: Arc<Daemon>, mut requests: async_nats::Subscriber) {
+async fn answer_state(
+    client: async_nats::Client,
+    daemon: Arc<Daemon>,
+    mut requests: async_nats::Subscriber,
+) {
     while let Some(request) = requests.next().await {
         let Some(reply) = request.reply else { continue };
         let mut rooms = daemon.hub.room_states();
         let body = if request.subject.ends_with(".history") {
             let key = String::from_utf8_lossy(&request.payload);
-            rooms.into_iter().find(|r| r.key == key).map(|r| serde_json::to_vec(&r))
+            rooms
+                .into_iter()
+                .find(|r| r.key == key)
+                .map(|r| serde_json::to_vec(&r))
         } else {
             for room in &mut rooms {
                 room.history.clear();

@@ -38,9 +38,9 @@ mod tests;
 pub use operators::{Connection, RoomInfo};
 pub use people::{IgnoreError, MAX_IGNORES, Member};
 pub use remote::Link;
-pub use seed::RoomState;
 use room::Room;
 pub use room::RoomName;
+pub use seed::RoomState;
 pub use settings::RoomSettings;
 
 use join::enter;

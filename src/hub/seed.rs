@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-
 use super::Hub;
 use super::room::Room;
 
@@ -90,8 +89,8 @@ pub(super) fn apply(room: &mut Room, seeded: RoomState, max: usize) {
     if room.history.is_empty() {
         for (line, author, addr) in seeded.history {
             let addr = addr.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-            room.history.push(max, Bytes::from(line), 0, addr, Arc::from(author));
+            room.history
+                .push(max, Bytes::from(line), 0, addr, Arc::from(author));
         }
     }
 }
-

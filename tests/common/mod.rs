@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod admin;
+pub mod haproxy;
 pub mod nats;
 
 use std::io::{BufRead, BufReader, Read, Write};
