@@ -19,9 +19,13 @@ struct Args {
     /// natterd's address (a loopback address).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// natterd's chat port.
-    #[arg(long, default_value_t = 2323)]
-    port: u16,
+    /// natterd's chat port; repeat it to spread the clients over the nodes of a cluster
+    /// (client i goes to port i mod n).
+    #[arg(long, default_values_t = [2323])]
+    port: Vec<u16>,
+    /// More processes whose CPU time to report (the other nodes, nats-server); repeatable.
+    #[arg(long)]
+    also_pid: Vec<u32>,
     /// Spread clients over this many source addresses 127.0.0.1, 127.0.0.2, ...
     #[arg(long, default_value_t = 1)]
     sources: usize,
@@ -125,7 +129,12 @@ impl FanoutArgs {
 fn main() -> ExitCode {
     let args = Args::parse();
     let target = Natterd {
-        server: SocketAddr::new(args.host, args.port),
+        servers: args
+            .port
+            .iter()
+            .map(|&port| SocketAddr::new(args.host, port))
+            .collect(),
+        also: args.also_pid.clone(),
         sources: args.sources.max(1),
         pid: args.pid,
         progress: true,
@@ -279,6 +288,9 @@ fn print(r: &FanoutReport, json: bool) -> anyhow::Result<()> {
     );
     if let Some(cpu) = r.cpu_s_per_million {
         println!("natterd CPU:       {cpu:.3} s per million deliveries");
+    }
+    for (pid, cpu) in &r.also_cpu_s_per_million {
+        println!("pid {pid} CPU:      {cpu:.3} s per million deliveries");
     }
     if !r.rss_kb.is_empty() {
         let rss: Vec<String> = r.rss_kb.iter().map(|k| format!("{}", k / 1024)).collect();

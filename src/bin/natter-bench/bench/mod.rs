@@ -28,8 +28,10 @@ const WARMUP: Duration = Duration::from_secs(1);
 /// The natterd under test: where it listens and how to reach it.
 #[derive(Debug, Clone)]
 pub struct Natterd {
-    /// natterd's chat address.
-    pub server: SocketAddr,
+    /// natterd's chat addresses: one, or the nodes of a cluster (client i goes to i mod n).
+    pub servers: Vec<SocketAddr>,
+    /// Other processes whose CPU time is reported (other nodes, nats-server).
+    pub also: Vec<u32>,
     /// Loopback source addresses to spread clients over (127.0.0.1 ..).
     pub sources: usize,
     /// natterd's pid, for its CPU time and memory.
@@ -83,8 +85,8 @@ pub async fn fill(target: &Natterd, n: usize, senders: usize, deaf: usize) -> an
         let mut logins = tokio::task::JoinSet::new();
         for i in range {
             let permit = gate.clone().acquire_owned().await?;
-            let bind = client::source(i, target.sources, target.server.ip());
-            let server = target.server;
+            let server = target.servers[i % target.servers.len()];
+            let bind = client::source(i, target.sources, server.ip());
             logins.spawn(async move {
                 let result = client::login(server, bind, &format!("r{room}b{i}")).await;
                 drop(permit);
@@ -298,6 +300,8 @@ pub struct FanoutReport {
     pub cpu_s_per_million: Option<f64>,
     /// natterd RSS once a second while measuring, KiB.
     pub rss_kb: Vec<u64>,
+    /// CPU seconds per million deliveries of each `--also-pid` process.
+    pub also_cpu_s_per_million: Vec<(u32, f64)>,
     /// Reading clients natterd disconnected.
     pub readers_dropped: u64,
     /// What became of each client that never read, found by reading it after the run.
@@ -415,6 +419,7 @@ pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport
     let bar = bar(target, load.duration.as_secs(), "sending");
     tokio::time::sleep(WARMUP).await;
     let cpu_start = target.pid.and_then(cpu_secs);
+    let also_start: Vec<Option<f64>> = target.also.iter().map(|&p| cpu_secs(p)).collect();
     let delivered_start = shared.deliveries.load(Relaxed);
     shared.measuring.store(true, Relaxed);
     let measure_start = Instant::now();
@@ -428,6 +433,13 @@ pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport
     let elapsed = measure_start.elapsed().as_secs_f64();
     let delivered = shared.deliveries.load(Relaxed) - delivered_start;
     let cpu_end = target.pid.and_then(cpu_secs);
+    let per_million = |a: f64, b: f64| (b - a) / (delivered.max(1) as f64 / 1e6);
+    let also_cpu_s_per_million = target
+        .also
+        .iter()
+        .zip(also_start)
+        .filter_map(|(&pid, start)| Some((pid, per_million(start?, cpu_secs(pid)?))))
+        .collect();
     run.store(false, Relaxed);
     bar.finish_and_clear();
     for task in tasks {
@@ -467,6 +479,7 @@ pub async fn fanout(target: &Natterd, load: Load) -> anyhow::Result<FanoutReport
             .zip(cpu_end)
             .map(|(a, b)| (b - a) / (delivered.max(1) as f64 / 1e6)),
         rss_kb: rss,
+        also_cpu_s_per_million,
         readers_dropped: shared.closed.load(Relaxed),
         slow,
     })
