@@ -78,6 +78,7 @@ fn users_on_two_nodes_share_the_rooms() {
     alice.expect("* bob is now known as robert");
     alice.say("@robert hi");
     robert_sees(&mut bob, "[alice -> robert] hi");
+    alice.expect("[alice -> robert] hi");
     // The operators see the whole cluster.
     let list = ctl_json(&a, &["list"]);
     let conns = list["connections"].as_array().unwrap();
@@ -91,6 +92,14 @@ fn users_on_two_nodes_share_the_rooms() {
     assert_eq!(rooms["rooms"][0]["name"], "#rust");
     assert_eq!(rooms["rooms"][0]["users"], 2);
     assert_eq!(ctl_json(&b, &["stats"])["users_online"], 2);
+    // wall and topic from either node reach users on both.
+    let reply = ctl_json(&b, &["wall", "--room", "rust", "maintenance"]);
+    assert_eq!(reply["recipients"], 2);
+    alice.expect("* [server] maintenance");
+    bob.expect("* [server] maintenance");
+    ctl_json(&a, &["topic", "rust", "set", "on", "a"]);
+    alice.expect("* the operators set the topic: set on a");
+    bob.expect("* the operators set the topic: set on a");
 }
 
 fn robert_sees(bob: &mut Client, line: &str) {
@@ -199,6 +208,7 @@ fn bans_mutes_and_kicks_reach_every_node_and_last() {
     let mut alice = a.login("alice");
     let mut mallory = b.login("mallory");
     alice.expect("* mallory joined");
+    both_listed(&mut mallory, "* 2 online in #lobby: alice, mallory");
     // A ban made on a holds on b within a second, and b's watchers see it.
     let banned = Instant::now();
     let reply = ctl_json(&a, &["ban", "mallory", "--reason", "spam"]);
@@ -352,9 +362,11 @@ fn a_stalled_node_does_not_slow_the_others() {
     let mut alice = a.login("alice");
     let mut bob = b.login("bob");
     alice.expect("* bob joined");
+    both_listed(&mut bob, "* 2 online in #lobby: alice, bob");
     let mut carol = b.login("carol");
     alice.expect("* carol joined");
-    bob.expect("* carol joined");
+    // (bob may hear of alice, on the other node, just after his own login.)
+    until(&mut bob, "* carol joined");
     // Node a stops taking anything (for less than the node timeout).
     a.signal(Signal::STOP);
     let stalled = Instant::now();
@@ -379,6 +391,40 @@ fn a_stalled_node_does_not_slow_the_others() {
     assert_eq!(stats["cluster"]["missed"], 0);
     assert_eq!(stats["cluster"]["connected"], true);
     assert_eq!(stats["cluster"]["nodes"][0], "b");
+}
+
+#[test]
+fn a_node_started_without_nats_joins_when_it_comes() {
+    let Some(mut nats) = Nats::start("a_node_started_without_nats_joins_when_it_comes") else {
+        return;
+    };
+    let a = node(&nats, "a");
+    nats.stop();
+    let b = node(&nats, "b");
+    b.wait_log("cluster: NATS unreachable");
+    let mut c = b.connect();
+    c.expect_greeting();
+    c.say("bob");
+    c.expect("! the server is reconnecting; try again in a moment");
+    c.line();
+    nats.resume();
+    b.wait_log("cluster: NATS connected");
+    let deadline = Instant::now() + TIMEOUT;
+    let mut bob = loop {
+        c.say("bob");
+        let line = c.line();
+        if line.starts_with("* welcome, bob!") {
+            c.line();
+            break c;
+        }
+        assert!(Instant::now() < deadline, "{line}");
+        c.line();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut alice = a.login("alice");
+    until(&mut bob, "* alice joined");
+    alice.say("hi");
+    until(&mut bob, "<alice> hi");
 }
 
 #[test]
