@@ -74,7 +74,7 @@ impl Session {
         if self.daemon.cluster.get().is_some() {
             // The name is claimed in the cluster first; the session loop awaits that and
             // then calls `finish_login`.
-            self.pending = Some(super::Pending::Login(line.into()));
+            self.pending = Some(Box::new(super::Pending::Login(line.into())));
             return;
         }
         self.finish_login(line);

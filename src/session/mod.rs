@@ -146,7 +146,7 @@ struct Session {
     /// given up still holds.
     keys: HeldKeys,
     /// A nickname waiting for the cluster to say whether this node may give it out.
-    pending: Option<Pending>,
+    pending: Option<Box<Pending>>,
     /// Paces for `/nick` and room creation, made at first use: most connections never
     /// need them, and every connection's future carries this field.
     paces: Option<Box<Paces>>,
@@ -272,7 +272,7 @@ impl Session {
         loop {
             if let Some(pending) = self.pending.take() {
                 // Boxed: only logins in a cluster wait here, and every session carries its loop.
-                Box::pin(self.resolve(pending)).await;
+                Box::pin(self.resolve(*pending)).await;
             }
             let now = Instant::now();
             match self.turn(conn, &mut input, now) {

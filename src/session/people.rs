@@ -45,7 +45,7 @@ impl Session {
         }
         // In a cluster a new name is claimed there first (a case change keeps the key).
         if self.daemon.cluster.get().is_some() && **self.keys.current() != *key {
-            self.pending = Some(super::Pending::Rename(new.into()));
+            self.pending = Some(Box::new(super::Pending::Rename(new.into())));
             return;
         }
         self.finish_rename(new);
