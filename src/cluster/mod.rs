@@ -71,7 +71,7 @@ pub struct Cluster {
     connected: AtomicBool,
     /// Other nodes by name, and when each was last heard.
     seen: Mutex<HashMap<String, Instant>>,
-    /// Bus messages that could not be read (too long, not JSON).
+    /// Bus messages that could not be read (too long, not JSON, control characters).
     pub bad_messages: AtomicU64,
     /// Times NATS said this node fell behind and messages for it were dropped.
     pub missed: AtomicU64,
@@ -472,6 +472,7 @@ async fn receive(cluster: Arc<Cluster>, daemon: Arc<Daemon>, mut bus: async_nats
         } else {
             serde_json::from_slice::<Wire>(&message.payload).ok()
         };
+        let wire = wire.filter(Wire::is_clean);
         let Some(wire) = wire else {
             cluster.bad_messages.fetch_add(1, Relaxed);
             continue;

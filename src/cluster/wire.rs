@@ -74,7 +74,56 @@ pub enum Wire {
     Bye { node: String },
 }
 
+/// The longest line a node takes from the bus: the longest input line (64 KiB) formatted.
+const MAX_LINE: usize = 65_536 + 1024;
+/// The longest name, nickname key or room key a node takes from the bus.
+const MAX_NAME: usize = 1024;
+
 impl Wire {
+    /// Whether everything in it could have come from a natterd: lines end in CR LF and hold
+    /// no other control character, names and keys hold none, and each has its bound. Other
+    /// nodes are trusted to format lines, not to put escape sequences on users' screens.
+    pub fn is_clean(&self) -> bool {
+        let name = |s: &str| s.len() <= MAX_NAME && !s.chars().any(char::is_control);
+        let line = |s: &str| {
+            s.len() <= MAX_LINE
+                && s.strip_suffix("\r\n")
+                    .is_some_and(|body| !body.chars().any(char::is_control))
+        };
+        let text = |s: &Option<String>| s.as_deref().is_none_or(name);
+        let user = |u: &UserState| {
+            [&u.nick, &u.key, &u.room, &u.room_shown, &u.peer]
+                .iter()
+                .all(|s| name(s))
+                && text(&u.away)
+        };
+        name(self.node())
+            && match self {
+                Wire::Said {
+                    room, line: l, key, ..
+                } => name(room) && line(l) && name(key),
+                Wire::Notice { room, line: l, .. } => name(room) && line(l),
+                Wire::User { user: u, .. } => user(u),
+                Wire::Gone { .. } | Wire::Hello { .. } | Wire::Alive { .. } | Wire::Bye { .. } => {
+                    true
+                }
+                Wire::Whisper {
+                    to, line: l, key, ..
+                } => name(to) && line(l) && name(key),
+                Wire::Topic {
+                    room,
+                    topic,
+                    line: l,
+                    ..
+                } => name(room) && text(topic) && line(l),
+                Wire::Kick {
+                    to, nick, reason, ..
+                } => name(to) && name(nick) && text(reason),
+                Wire::Wall { room, line: l, .. } => text(room) && line(l),
+                Wire::Roster { users, .. } => users.iter().all(user),
+            }
+    }
+
     /// A server line `line` for room `room`, from `node`.
     pub fn notice(node: String, room: &str, line: &[u8]) -> Wire {
         Wire::Notice {
@@ -151,6 +200,57 @@ mod tests {
         assert_eq!(back, wire);
         assert_eq!(back.node(), "a");
         assert!(serde_json::from_str::<Wire>(r#"{"t":"nope","node":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn hostile_messages_are_not_clean() {
+        let said = |line: &str| Wire::Said {
+            node: "a".into(),
+            room: "lobby".into(),
+            line: line.into(),
+            from: 1,
+            key: "bob".into(),
+        };
+        assert!(said("<bob> hi\r\n").is_clean());
+        assert!(!said("<bob> \x1b[2Jhi\r\n").is_clean());
+        assert!(!said("<bob> hi").is_clean());
+        assert!(!said("<bob> a\r\n* fake\r\n").is_clean());
+        assert!(!said(&format!("{}\r\n", "x".repeat(MAX_LINE))).is_clean());
+        let user = UserState {
+            id: 1,
+            nick: "bob\u{9b}".into(),
+            key: "bob".into(),
+            room: "lobby".into(),
+            room_shown: "#lobby".into(),
+            ignoring: false,
+            away: None,
+            peer: "127.0.0.1:1".into(),
+        };
+        assert!(
+            !Wire::User {
+                node: "a".into(),
+                user: user.clone()
+            }
+            .is_clean()
+        );
+        let away = UserState {
+            nick: "bob".into(),
+            away: Some("\x07".into()),
+            ..user
+        };
+        assert!(
+            !Wire::Roster {
+                node: "a".into(),
+                users: vec![away]
+            }
+            .is_clean()
+        );
+        assert!(
+            !Wire::Alive {
+                node: "a\nb".into()
+            }
+            .is_clean()
+        );
     }
 
     #[test]
