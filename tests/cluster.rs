@@ -532,3 +532,113 @@ fn haproxy_in_front_of_a_cluster() {
     again.say("back");
     until(&mut bob, "<alice> back");
 }
+
+/// Runs openssl with `args` in `dir`; false (with the reason printed) if it cannot.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn nodes_talk_tls_to_nats() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let made = openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=natter test CA",
+        ],
+    ) && openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ) && openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    if !made {
+        eprintln!(
+            "SKIPPED nodes_talk_tls_to_nats: `openssl` is not installed (Debian package openssl)"
+        );
+        return;
+    }
+    let path = |f: &str| dir.join(f).display().to_string();
+    let tls = [
+        "--tls",
+        "--tlscert",
+        &path("server.pem"),
+        "--tlskey",
+        &path("server.key"),
+    ]
+    .map(str::to_owned);
+    let Some(nats) = Nats::start_with("nodes_talk_tls_to_nats", &tls) else {
+        return;
+    };
+    let config = |node: &str| {
+        format!(
+            "{BASE_CONFIG}[cluster]\nnats = \"tls://127.0.0.1:{}\"\nnode = \"{node}\"\n\
+             node_timeout = \"3s\"\ntls_ca = \"{}\"\n",
+            nats.port,
+            path("ca.pem")
+        )
+    };
+    let a = Daemon::with_config(&config("a"));
+    let b = Daemon::with_config(&config("b"));
+    a.wait_log("cluster: connected to NATS");
+    b.wait_log("cluster: node joined node=a");
+    let mut alice = a.login("alice");
+    let mut bob = b.login("bob");
+    alice.expect("* bob joined");
+    bob.say("over tls");
+    until(&mut alice, "<bob> over tls");
+    // A node that does not trust the server's certificate gets nowhere: it serves alone.
+    let stranger = Daemon::with_config(&format!(
+        "{BASE_CONFIG}[cluster]\nnats = \"tls://127.0.0.1:{}\"\nnode = \"c\"\n",
+        nats.port
+    ));
+    stranger.wait_log("cluster: NATS unreachable");
+}

@@ -13,12 +13,19 @@ pub struct Nats {
     /// Its client port on 127.0.0.1.
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More arguments (TLS).
+    extra: Vec<String>,
 }
 
 impl Nats {
     /// Starts nats-server, or says why a test cannot run: `None` (with the reason printed)
     /// when nats-server is not installed.
     pub fn start(test: &str) -> Option<Nats> {
+        Nats::start_with(test, &[])
+    }
+
+    /// Like [`Nats::start`], with more `nats-server` arguments.
+    pub fn start_with(test: &str, extra: &[String]) -> Option<Nats> {
         let installed = Command::new("nats-server")
             .arg("--version")
             .output()
@@ -38,6 +45,7 @@ impl Nats {
             child: None,
             port,
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.to_vec(),
         };
         nats.resume();
         Some(nats)
@@ -71,6 +79,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
