@@ -39,6 +39,7 @@ pub mod limits;
 pub mod log_gate;
 pub mod logfile;
 pub mod logging;
+pub mod metrics;
 pub mod moderation;
 pub mod nick;
 pub mod outbox;

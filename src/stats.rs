@@ -15,6 +15,8 @@ pub struct Stats {
     pub accepted: AtomicU64,
     /// Group and private messages passed on.
     pub lines_relayed: AtomicU64,
+    /// Copies of group messages and `/me` lines queued for their readers on this node.
+    pub deliveries: AtomicU64,
     /// Bytes read from clients.
     pub bytes_in: AtomicU64,
     /// Bytes written to clients.

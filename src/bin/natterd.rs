@@ -14,7 +14,7 @@ use natter::config::{self, Config};
 use natter::daemon::Daemon;
 use natter::logging::Logs;
 use natter::moderation::Moderation;
-use natter::{admin, server, signals, systemd};
+use natter::{admin, metrics, server, signals, systemd};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
@@ -109,6 +109,7 @@ fn serve(
         // The admin socket first: it is what tells us another natterd is running.
         let admin = admin::bind(&admin::socket_path(&config), config.admin.mode_bits())?;
         let listeners = listeners(&config)?;
+        let metrics = metrics::bind(config.metrics.listen)?;
         let bound = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -125,6 +126,9 @@ fn serve(
         if let Some(cluster) = daemon.config().cluster.clone() {
             let cluster = Cluster::start(&cluster, daemon.clone()).await?;
             let _ = daemon.cluster.set(cluster);
+        }
+        if let Some(listener) = metrics {
+            tokio::spawn(metrics::serve(listener, daemon.clone()));
         }
         tokio::spawn(natter::daemon::expire_rules(daemon.clone()));
         tokio::spawn(signals::handle(signals, daemon.clone()));

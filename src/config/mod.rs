@@ -31,9 +31,20 @@ pub struct Config {
     pub admin: Admin,
     /// `[log]`: where events are written.
     pub log: Log,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: Metrics,
     /// `[cluster]`: several nodes sharing the rooms through NATS. Absent: one node alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Where to serve `GET /metrics` in the Prometheus text format; unset: nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// The `[cluster]` table.

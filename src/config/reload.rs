@@ -14,6 +14,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "log.prefix",
     "log.rotation",
     "log.max_files",
+    "metrics.listen",
     "cluster.nats",
     "cluster.name",
     "cluster.node",

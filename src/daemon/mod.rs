@@ -276,6 +276,7 @@ impl Daemon {
             listen: self.listen.iter().map(ToString::to_string).collect(),
             users_online: online as u64,
             rooms: rooms as u64,
+            deliveries: get(&s.deliveries),
             cluster: self.cluster.get().map(|c| outcome::ClusterStats {
                 node: c.node().to_owned(),
                 connected: c.is_connected(),

@@ -29,7 +29,7 @@ impl Failure {
 }
 
 /// The reply to `stats`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsReply {
     /// natterd's version.
     pub version: String,
@@ -42,6 +42,9 @@ pub struct StatsReply {
     /// Rooms now, configured and user-made.
     #[serde(default)]
     pub rooms: u64,
+    /// Copies of group messages and `/me` lines queued for readers on this node.
+    #[serde(default)]
+    pub deliveries: u64,
     /// This node's place in a cluster; absent alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStats>,

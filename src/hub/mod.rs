@@ -128,6 +128,15 @@ impl Client {
     }
 }
 
+/// What a group message reached here.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    /// Users it was queued for.
+    pub delivered: u64,
+    /// Slow readers it was skipped for.
+    pub skipped: u64,
+}
+
 /// A group message was refused because its sender is in ignore mode.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ignoring;
@@ -219,9 +228,9 @@ impl Hub {
     }
 
     /// Sends a group message or `/me` line from `id` to everyone else in their room not in
-    /// ignore mode and not ignoring them, and keeps it in the room's history. Returns how
-    /// many slow readers it was skipped for.
-    pub fn say(&self, id: ClientId, line: &Bytes) -> Result<u64, Ignoring> {
+    /// ignore mode and not ignoring them, and keeps it in the room's history. Returns whom it
+    /// reached and how many slow readers it was skipped for.
+    pub fn say(&self, id: ClientId, line: &Bytes) -> Result<Fanout, Ignoring> {
         let mut state = self.lock();
         let State {
             room_of,
@@ -230,20 +239,22 @@ impl Hub {
             ..
         } = &mut *state;
         let Some(room) = room_of.get(&id).and_then(|key| rooms.get_mut(key)) else {
-            return Ok(0);
+            return Ok(Fanout::default());
         };
         let Some(sender) = room.members.get(&id) else {
-            return Ok(0);
+            return Ok(Fanout::default());
         };
         if sender.ignoring {
             return Err(Ignoring);
         }
         let (key, addr) = (sender.keys.current().clone(), sender.peer.ip());
-        let mut skipped = 0;
+        let (mut delivered, mut skipped) = (0, 0);
         for (&other, client) in &room.members {
             if other != id && !client.ignoring && !client.hides(id, &key) {
                 // A slow reader misses group messages rather than holding them all.
-                skipped += u64::from(!client.outbox.push_or_skip(line.clone()));
+                let taken = client.outbox.push_or_skip(line.clone());
+                delivered += u64::from(taken);
+                skipped += u64::from(!taken);
             }
         }
         room.history
@@ -257,7 +268,7 @@ impl Hub {
                 key: key.to_string(),
             });
         }
-        Ok(skipped)
+        Ok(Fanout { delivered, skipped })
     }
 
     /// Sends `text` from `from` (nickname `from_nick`) to the user named `to` (unless they

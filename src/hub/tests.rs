@@ -54,7 +54,13 @@ fn join_say_whisper_leave() {
     );
     assert_eq!(hub.login(b, "ALICE", || true), Err(NickError::Taken));
 
-    assert_eq!(hub.say(a, &hub.format().group("alice", "hi")), Ok(0));
+    assert_eq!(
+        hub.say(a, &hub.format().group("alice", "hi")),
+        Ok(Fanout {
+            delivered: 1,
+            skipped: 0
+        })
+    );
     assert_eq!(take(&ao), "");
     assert_eq!(take(&bo), "<alice> hi\r\n");
 

@@ -206,9 +206,10 @@ impl Session {
     /// A group message or `/me` line, `msg`, to the room.
     fn group(&mut self, nick: &str, text: &str, msg: Bytes) {
         match self.daemon.hub.say(self.id, &msg) {
-            Ok(skipped) => {
+            Ok(fanout) => {
                 add(&self.daemon.stats.lines_relayed, 1);
-                add(&self.daemon.stats.skipped_messages, skipped);
+                add(&self.daemon.stats.deliveries, fanout.delivered);
+                add(&self.daemon.stats.skipped_messages, fanout.skipped);
                 if self.daemon.config().log.chat {
                     info!(target: "natter::chat", from = nick, text, "group message");
                 }

@@ -70,7 +70,14 @@ fn launch(config: &Path, env: &[(String, String)]) -> (Child, Vec<SocketAddr>, A
             log.push('\n');
         }
     });
-    let wanted = toml.matches(":0\"").count().max(1);
+    // Chat listeners on port 0, each reported once bound (`[server] listen = [...]`; the
+    // metrics `listen = "..."` is a plain string and reported otherwise).
+    let wanted = toml
+        .lines()
+        .filter(|l| l.trim_start().starts_with("listen = ["))
+        .map(|l| l.matches(":0\"").count())
+        .sum::<usize>()
+        .max(1);
     let mut addrs = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     while addrs.len() < wanted {

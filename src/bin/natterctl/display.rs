@@ -179,6 +179,7 @@ pub fn stats_lines(s: &StatsReply) -> String {
         ("users_online", s.users_online.to_string()),
         ("peak_users", s.peak_users.to_string()),
         ("rooms", s.rooms.to_string()),
+        ("deliveries", s.deliveries.to_string()),
         ("connections", s.connections.to_string()),
         ("accepted", s.accepted.to_string()),
         ("lines_relayed", s.lines_relayed.to_string()),
