@@ -10,8 +10,14 @@
 //! that bucket from this node goes through one task, in order, so freeing a name and claiming
 //! it again cannot cross. Nodes announce themselves every third of `node_timeout`; a node
 //! unheard for longer is gone, and its users leave every room and free their names.
+//!
+//! Files: this one the connection, the tasks (bus in, bus out, heartbeat) and their state;
+//! `wire.rs` the messages; `store.rs` the key-value buckets and nickname claims; `rules.rs`
+//! bans and mutes; `seed.rs` topics and history for nodes that start later.
 
 mod rules;
+mod seed;
+mod store;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -20,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
@@ -29,8 +35,10 @@ use tracing::{info, warn};
 
 use crate::config;
 use crate::daemon::Daemon;
-use crate::hub::{Link, RoomState};
-use wire::{MAX_MESSAGE, Wire, kv_key};
+use crate::hub::Link;
+use seed::{answer_state, seed};
+use store::{Stores, claim, register, release, stores, stores_and_register};
+use wire::{MAX_MESSAGE, Wire};
 
 /// Messages waiting for NATS before the hub starts dropping them (and counting).
 const OUTBOUND: usize = 65_536;
@@ -107,13 +115,6 @@ struct Nats {
     js: jetstream::Context,
     names: Names,
     timeout: Duration,
-}
-
-/// The key-value stores, once NATS answered.
-struct Stores {
-    nicks: kv::Store,
-    nodes: kv::Store,
-    moderation: kv::Store,
 }
 
 impl Cluster {
@@ -350,120 +351,6 @@ impl Cluster {
     }
 }
 
-/// How long a starting node waits for another's rooms and history.
-const SEED_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Asks one running node (if any) for the rooms' topics and history, and takes them.
-async fn seed(client: &async_nats::Client, names: &Names, daemon: &Daemon) {
-    let ask = |what: &str, body: Bytes| {
-        let subject = format!("{}.{what}", names.state);
-        async move {
-            let reply = tokio::time::timeout(SEED_TIMEOUT, client.request(subject, body)).await;
-            reply.ok()?.ok().map(|m| m.payload)
-        }
-    };
-    let Some(rooms) = ask("rooms", Bytes::new()).await else {
-        return;
-    };
-    let Ok(mut rooms) = serde_json::from_slice::<Vec<RoomState>>(&rooms) else {
-        return;
-    };
-    for room in &mut rooms {
-        if let Some(full) = ask("history", Bytes::from(room.key.clone())).await
-            && let Ok(full) = serde_json::from_slice::<RoomState>(&full)
-        {
-            room.history = full.history;
-        }
-    }
-    info!(
-        rooms = rooms.len(),
-        "cluster: topics and history taken from a running node"
-    );
-    daemon.hub.seed(rooms);
-}
-
-/// Answers nodes that start later: the rooms (without history), or one room's history.
-async fn answer_state(
-    client: async_nats::Client,
-    daemon: Arc<Daemon>,
-    mut requests: async_nats::Subscriber,
-) {
-    while let Some(request) = requests.next().await {
-        let Some(reply) = request.reply else { continue };
-        let mut rooms = daemon.hub.room_states();
-        let body = if request.subject.ends_with(".history") {
-            let key = String::from_utf8_lossy(&request.payload);
-            rooms
-                .into_iter()
-                .find(|r| r.key == key)
-                .map(|r| serde_json::to_vec(&r))
-        } else {
-            for room in &mut rooms {
-                room.history.clear();
-            }
-            Some(serde_json::to_vec(&rooms))
-        };
-        if let Some(Ok(body)) = body {
-            let _ = client.publish(reply, body.into()).await;
-        }
-    }
-}
-
-/// Opens (making them if need be) the cluster's key-value buckets.
-///
-/// The bucket's stream is made here, with the settings the client's own `create_key_value`
-/// uses, because that call first reads account fields that NATS 2.9 (Debian 12's) does not
-/// send.
-async fn stores(
-    js: &jetstream::Context,
-    names: &Names,
-    timeout: Duration,
-) -> anyhow::Result<Stores> {
-    let open = |bucket: String, max_age: Duration| async move {
-        let config = jetstream::stream::Config {
-            name: format!("KV_{bucket}"),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            max_age,
-            storage: jetstream::stream::StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: jetstream::stream::DiscardPolicy::New,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        js.get_or_create_stream(config)
-            .await
-            .with_context(|| format!("stream for bucket {bucket}"))?;
-        js.get_key_value(bucket.clone())
-            .await
-            .with_context(|| format!("bucket {bucket}"))
-    };
-    let nicks = open(names.nicks.clone(), Duration::ZERO).await?;
-    let nodes = open(names.nodes.clone(), timeout).await?;
-    let moderation = open(names.moderation.clone(), Duration::ZERO).await?;
-    Ok(Stores {
-        nicks,
-        nodes,
-        moderation,
-    })
-}
-
-/// Registers `node` as live; refuses if another process already is, under the same name.
-async fn register(nodes: &kv::Store, node: &str) -> anyhow::Result<()> {
-    let started = Bytes::from(chrono::Utc::now().to_rfc3339());
-    match nodes.create(node, started).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-            bail!(
-                "cluster: node name {node:?} is already live in the cluster; give this node another [cluster] node"
-            )
-        }
-        Err(e) => bail!("cluster: cannot register node {node:?}: {e}"),
-    }
-}
-
 /// Reads the bus: what other nodes say goes into the hub.
 async fn receive(cluster: Arc<Cluster>, daemon: Arc<Daemon>, mut bus: async_nats::Subscriber) {
     while let Some(message) = bus.next().await {
@@ -572,60 +459,6 @@ async fn send(
                 let _ = reply.send(claim);
             }
         }
-    }
-}
-
-async fn stores_and_register(
-    js: &jetstream::Context,
-    names: &Names,
-    timeout: Duration,
-    node: &str,
-) -> Option<Stores> {
-    let stores = stores(js, names, timeout).await.ok()?;
-    let _ = stores.nodes.put(node, Bytes::from_static(b"back")).await;
-    Some(stores)
-}
-
-/// Claims `key` for this node with a create-only write. A key held by a node that is no
-/// longer live is taken over.
-async fn claim(stores: &Stores, key: &str, cluster: &Cluster) -> Claim {
-    let k = kv_key(key);
-    let node = Bytes::from(cluster.node.to_string());
-    for _ in 0..2 {
-        match stores.nicks.create(&k, node.clone()).await {
-            Ok(_) => return Claim::Won,
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let Ok(Some(entry)) = stores.nicks.entry(k.clone()).await else {
-                    continue;
-                };
-                let owner = String::from_utf8_lossy(&entry.value).into_owned();
-                if owner == *cluster.node {
-                    // Ours already (a re-registration after NATS came back).
-                    return Claim::Won;
-                }
-                let live = matches!(stores.nodes.get(owner.clone()).await, Ok(Some(_)));
-                if live {
-                    return Claim::Taken;
-                }
-                let _ = stores
-                    .nicks
-                    .delete_expect_revision(&k, Some(entry.revision))
-                    .await;
-            }
-            Err(_) => return Claim::Unavailable,
-        }
-    }
-    Claim::Taken
-}
-
-/// Frees `key` if this node still holds it.
-async fn release(nicks: &kv::Store, key: &str, node: &str) {
-    let k = kv_key(key);
-    if let Ok(Some(entry)) = nicks.entry(k.clone()).await
-        && entry.value == node.as_bytes()
-        && matches!(entry.operation, kv::Operation::Put)
-    {
-        let _ = nicks.delete_expect_revision(&k, Some(entry.revision)).await;
     }
 }
 
