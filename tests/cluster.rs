@@ -143,6 +143,26 @@ fn a_node_that_starts_later_gets_the_topics_and_history() {
     b.wait_log("cluster: topics and history taken from a running node");
     let mut bob = b.login("bob");
     bob.expect("<alice> first");
+    // alice's whereabouts come in a's roster, a moment after b started.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        bob.say("/rooms");
+        let mut lines = vec![bob.line()];
+        let count: usize = lines[0]
+            .trim_start_matches("* ")
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        for _ in 0..count {
+            lines.push(bob.line());
+        }
+        if lines.iter().any(|l| l == "* #rust (1): crabs") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{lines:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     bob.say("/join #rust");
     bob.expect("* you are in #rust (2 here)");
     bob.expect("* topic: crabs");

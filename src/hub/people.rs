@@ -104,6 +104,9 @@ impl Hub {
                 }
             }
         }
+        // Other nodes learn the new name before they show the change, so a reply to it
+        // finds the user.
+        self.publish_user(state, id);
         if let Some((room_key, room)) = state
             .room_of
             .get(&id)
@@ -113,7 +116,6 @@ impl Hub {
             room.tell_all(&line);
             self.publish(|node| Wire::notice(node, room_key, &line));
         }
-        self.publish_user(state, id);
         self.release(&old_key);
         self.events.emit(|| Event::Nick {
             old: old.to_string(),
