@@ -51,3 +51,4 @@ pub mod session;
 pub mod signals;
 pub mod stats;
 pub mod systemd;
+pub mod tls;

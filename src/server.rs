@@ -56,13 +56,18 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves chat on `listeners` until a shutdown is requested, then drains: every client
 /// gets the shutdown notice, and sessions get [`DRAIN_TIMEOUT`] to finish writing.
-pub async fn run(listeners: Vec<TcpListener>, daemon: Arc<Daemon>) {
+///
+/// Connections on `tls` listeners start with a TLS handshake (see [`crate::tls`]).
+pub async fn run(listeners: Vec<TcpListener>, tls: Vec<TcpListener>, daemon: Arc<Daemon>) {
     let mut accepting = Vec::new();
-    for listener in listeners {
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, "listening");
+    let all = listeners.into_iter().map(|l| (l, false));
+    for (listener, tls) in all.chain(tls.into_iter().map(|l| (l, true))) {
+        match listener.local_addr() {
+            Ok(addr) if tls => info!(%addr, tls, "listening"),
+            Ok(addr) => info!(%addr, "listening"),
+            Err(_) => {}
         }
-        accepting.push(tokio::spawn(accept_loop(listener, daemon.clone())));
+        accepting.push(tokio::spawn(accept_loop(listener, daemon.clone(), tls)));
     }
     daemon.shutdown_requested().await;
     for task in accepting {
@@ -86,16 +91,16 @@ pub async fn run(listeners: Vec<TcpListener>, daemon: Arc<Daemon>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
+async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>, tls: bool) {
     let mut backoff = ACCEPT_BACKOFF;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF;
                 if daemon.expects_proxy_header(peer.ip()) {
-                    behind_proxy(stream, peer, &daemon);
+                    behind_proxy(stream, peer, &daemon, tls);
                 } else {
-                    admit(stream, peer, &daemon);
+                    admit(stream, peer, &daemon, tls);
                 }
             }
             Err(e) => {
@@ -112,7 +117,7 @@ async fn accept_loop(listener: TcpListener, daemon: Arc<Daemon>) {
 /// Reads the PROXY header a trusted proxy sends first, then admits the connection under the
 /// client's address it gives. At most [`MAX_PROXY_HEADERS`] are awaited at once, each for
 /// [`proxy::HEADER_TIMEOUT`]; a bad or late header is refused, logged and closed.
-fn behind_proxy(mut stream: TcpStream, proxy: SocketAddr, daemon: &Arc<Daemon>) {
+fn behind_proxy(mut stream: TcpStream, proxy: SocketAddr, daemon: &Arc<Daemon>, tls: bool) {
     let Ok(place) = daemon.proxying.clone().try_acquire_owned() else {
         add(&daemon.stats.accepted, 1);
         let span = info_span!("conn", peer = %proxy);
@@ -125,7 +130,7 @@ fn behind_proxy(mut stream: TcpStream, proxy: SocketAddr, daemon: &Arc<Daemon>) 
         let read = tokio::time::timeout(proxy::HEADER_TIMEOUT, header).await;
         drop(place);
         match read.unwrap_or(Err(BadHeader::Incomplete)) {
-            Ok(client) => admit(stream, client, &daemon),
+            Ok(client) => admit(stream, client, &daemon, tls),
             Err(why) => {
                 add(&daemon.stats.accepted, 1);
                 let span = info_span!("conn", peer = %proxy);
@@ -140,7 +145,7 @@ fn behind_proxy(mut stream: TcpStream, proxy: SocketAddr, daemon: &Arc<Daemon>) 
 }
 
 /// Starts a session for a new connection, or turns it away with one line.
-fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
+fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>, tls: bool) {
     add(&daemon.stats.accepted, 1);
     let span = info_span!("conn", %peer);
     let permit = match check(peer, daemon) {
@@ -162,8 +167,13 @@ fn admit(stream: TcpStream, peer: SocketAddr, daemon: &Arc<Daemon>) {
     if daemon.log_gate.allow_shared() {
         span.in_scope(|| info!("connection accepted"));
     }
-    let task = session::run(stream, peer, daemon.clone(), permit);
-    daemon.tracker.spawn(task.instrument(span));
+    if tls {
+        let task = crate::tls::run(stream, peer, daemon.clone(), permit);
+        daemon.tracker.spawn(task.instrument(span));
+    } else {
+        let task = session::run(stream, peer, daemon.clone(), permit);
+        daemon.tracker.spawn(task.instrument(span));
+    }
 }
 
 /// Admits a connection from `peer`, or says why not, with the line the client gets: a ban

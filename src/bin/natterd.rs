@@ -109,6 +109,14 @@ fn serve(
         // The admin socket first: it is what tells us another natterd is running.
         let admin = admin::bind(&admin::socket_path(&config), config.admin.mode_bits())?;
         let listeners = listeners(&config)?;
+        let tls_listeners: Vec<TcpListener> = config
+            .tls
+            .listen
+            .iter()
+            .map(|&addr| {
+                server::bind(addr).with_context(|| format!("cannot listen for TLS on {addr}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let metrics = metrics::bind(config.metrics.listen)?;
         let bound = listeners
             .iter()
@@ -138,7 +146,7 @@ fn serve(
         tokio::spawn(systemd::watchdog());
         let admin = tokio::spawn(admin.serve(daemon.clone()));
         systemd::ready();
-        server::run(listeners, daemon.clone()).await;
+        server::run(listeners, tls_listeners, daemon.clone()).await;
         if let Some(cluster) = daemon.cluster.get() {
             cluster.leave().await;
         }

@@ -211,6 +211,17 @@ impl Config {
                 "must be an absolute path",
             );
         }
+        let tls = &self.tls;
+        if !tls.listen.is_empty() || tls.cert.is_some() || tls.key.is_some() {
+            match (&tls.cert, &tls.key) {
+                (Some(cert), Some(key)) => {
+                    if let Err(e) = crate::tls::load(cert, key) {
+                        check(false, "tls.cert", &e);
+                    }
+                }
+                _ => check(false, "tls.cert", "TLS needs both cert and key (PEM files)"),
+            }
+        }
         if let Some(cluster) = &self.cluster {
             let word = |s: &str| {
                 (1..=64).contains(&s.len())

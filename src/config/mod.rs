@@ -31,11 +31,27 @@ pub struct Config {
     pub admin: Admin,
     /// `[log]`: where events are written.
     pub log: Log,
+    /// `[tls]`: encrypted chat listeners.
+    pub tls: Tls,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: Metrics,
     /// `[cluster]`: several nodes sharing the rooms through NATS. Absent: one node alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Addresses to accept TLS chat connections on; empty: none.
+    pub listen: Vec<SocketAddr>,
+    /// The certificate chain, PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 /// The `[metrics]` table.

@@ -15,6 +15,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "log.rotation",
     "log.max_files",
     "metrics.listen",
+    "tls.listen",
     "cluster.nats",
     "cluster.name",
     "cluster.node",

@@ -45,6 +45,8 @@ pub struct Daemon {
     reserved: RwLock<Arc<HashSet<String>>>,
     /// `[server] proxy_protocol` in force.
     proxies: RwLock<Arc<Trusted>>,
+    /// The TLS certificate in force (`[tls]`); a reload swaps in a renewed one.
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// Totals since start.
     pub stats: Stats,
     /// Every session task, so shutdown can wait for them.
@@ -106,6 +108,7 @@ impl Daemon {
             proxying: Arc::new(Semaphore::new(crate::server::MAX_PROXY_HEADERS)),
             reserved: RwLock::new(Arc::new(nick::keys(&config.chat.reserved_nicks))),
             proxies: RwLock::new(Arc::new(trusted(&config))),
+            tls: RwLock::new(tls_config(&config)),
             config: RwLock::new(Arc::new(config)),
             stats: Stats::default(),
             tracker: TaskTracker::new(),
@@ -212,7 +215,16 @@ impl Daemon {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = reserved;
         *self.proxies.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trusted(&config));
+        *self.tls.write().unwrap_or_else(PoisonError::into_inner) = tls_config(&config);
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// The TLS server configuration for new handshakes, if `[tls]` is set.
+    pub fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether connections from `ip` start with a PROXY header (`[server] proxy_protocol`).
@@ -309,4 +321,10 @@ impl Daemon {
 /// `[server] proxy_protocol`, checked when the configuration was read.
 fn trusted(config: &Config) -> Trusted {
     Trusted::parse(&config.server.proxy_protocol).unwrap_or_default()
+}
+
+/// `[tls]`'s certificate, loaded (the configuration check loaded it already).
+fn tls_config(config: &Config) -> Option<Arc<rustls::ServerConfig>> {
+    let (cert, key) = (config.tls.cert.as_ref()?, config.tls.key.as_ref()?);
+    crate::tls::load(cert, key).ok()
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
 /// Bytes read from the transport at a time.
@@ -49,6 +49,37 @@ impl Transport for TcpStream {
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         TcpStream::try_write(self, buf)
+    }
+
+    async fn linger(&mut self) {
+        let _ = self.shutdown().await;
+        let mut sink = [0; 1024];
+        let deadline = Instant::now() + LINGER;
+        for _ in 0..64 {
+            match tokio::time::timeout_at(deadline, self.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+}
+
+/// The session's end of a TLS connection's relay (see [`crate::tls`]).
+impl Transport for UnixStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        UnixStream::readable(self)
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        UnixStream::try_read(self, buf)
+    }
+
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        UnixStream::writable(self)
+    }
+
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        UnixStream::try_write(self, buf)
     }
 
     async fn linger(&mut self) {

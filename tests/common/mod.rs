@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod admin;
+pub mod certs;
 pub mod haproxy;
 pub mod nats;
 
@@ -63,7 +64,8 @@ fn launch(config: &Path, env: &[(String, String)]) -> (Child, Vec<SocketAddr>, A
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("listening addr=").nth(1) {
-                let _ = tx.send(addr.trim().parse::<SocketAddr>());
+                let addr = addr.split_whitespace().next().unwrap_or("");
+                let _ = tx.send(addr.parse::<SocketAddr>());
             }
             let mut log = sink.lock().unwrap();
             log.push_str(&line);
