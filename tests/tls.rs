@@ -173,3 +173,91 @@ fn bad_certificates_are_named() {
     let half = check("[tls]\nlisten = [\"127.0.0.1:0\"]\n");
     assert!(half.contains("needs both cert and key"), "{half}");
 }
+
+/// A TLS client in Rust (rustls over a blocking socket) that logs in as `nick`.
+fn rust_client(
+    port: u16,
+    certs: &Certs,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(certs.path("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Reads from `stream` until the text so far contains `want`.
+fn read_until(stream: &mut impl std::io::Read, want: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(want) {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(
+            n > 0,
+            "closed before {want:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn rust_and_ncat_tls_clients() {
+    let Some(certs) = Certs::make("rust_and_ncat_tls_clients") else {
+        return;
+    };
+    let d = Daemon::with_config(&format!("{BASE_CONFIG}{}", certs.table()));
+    let port = d.addrs[1].port();
+    let mut dave = rust_client(port, &certs);
+    read_until(&mut dave, "Choose a nickname");
+    dave.write_all(b"dave\r\n").unwrap();
+    read_until(&mut dave, "* welcome, dave!");
+    let mut bob = d.login("bob");
+    read_until(&mut dave, "* bob joined");
+    dave.write_all(b"from rust\r\n").unwrap();
+    bob.expect("<dave> from rust");
+    bob.say("to rust");
+    read_until(&mut dave, "<bob> to rust");
+    let installed = Command::new("ncat")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!(
+            "SKIPPED the ncat half of rust_and_ncat_tls_clients: `ncat` is not installed (Debian package ncat)"
+        );
+        return;
+    }
+    // Bounded by coreutils' timeout: a pipe from a child has no read timeout of its own.
+    let mut ncat = Command::new("timeout")
+        .args(["20", "ncat", "--ssl", "--ssl-verify", "--ssl-trustfile"])
+        .arg(certs.path("ca.pem"))
+        .args(["127.0.0.1", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = ncat.stdin.take().unwrap();
+    let mut output = ncat.stdout.take().unwrap();
+    read_until(&mut output, "Choose a nickname");
+    input.write_all(b"erin\r\n").unwrap();
+    read_until(&mut output, "* welcome, erin!");
+    bob.expect("* erin joined");
+    input.write_all(b"from ncat\r\n").unwrap();
+    bob.expect("<erin> from ncat");
+    let _ = ncat.kill();
+    let _ = ncat.wait();
+}
