@@ -553,79 +553,12 @@ fn haproxy_in_front_of_a_cluster() {
     until(&mut bob, "<alice> back");
 }
 
-/// Runs openssl with `args` in `dir`; false (with the reason printed) if it cannot.
-fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
-    std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn nodes_talk_tls_to_nats() {
-    let certs = tempfile::tempdir().unwrap();
-    let dir = certs.path();
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let made = openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=natter test CA",
-        ],
-    ) && openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ) && openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    if !made {
-        eprintln!(
-            "SKIPPED nodes_talk_tls_to_nats: `openssl` is not installed (Debian package openssl)"
-        );
+    let Some(certs) = common::certs::Certs::make("nodes_talk_tls_to_nats") else {
         return;
-    }
+    };
+    let dir = certs.dir.path();
     let path = |f: &str| dir.join(f).display().to_string();
     let tls = [
         "--tls",

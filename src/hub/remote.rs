@@ -102,24 +102,8 @@ impl Hub {
     /// Every user of this node, for a roster.
     pub fn roster(&self) -> Vec<UserState> {
         let state = self.lock();
-        state
-            .rooms
-            .iter()
-            .flat_map(|(room_key, room)| {
-                room.members.iter().filter_map(move |(&id, c)| {
-                    Some(UserState {
-                        id,
-                        nick: c.nick.as_deref()?.to_owned(),
-                        key: c.keys.current().to_string(),
-                        room: room_key.to_string(),
-                        room_shown: room.name.to_string(),
-                        ignoring: c.ignoring,
-                        away: c.away().map(|a| a.to_string()),
-                        peer: c.peer.to_string(),
-                    })
-                })
-            })
-            .collect()
+        let ids = state.rooms.values().flat_map(|r| r.members.keys().copied());
+        ids.filter_map(|id| Hub::user_state(&state, id)).collect()
     }
 
     /// The state of local user `id` as other nodes should see it.

@@ -34,66 +34,44 @@ pub trait Transport: Send + 'static {
     fn linger(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-impl Transport for TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
-    }
+/// [`Transport`] for a tokio socket type with readiness methods of its own.
+macro_rules! readiness_transport {
+    ($socket:ty) => {
+        impl Transport for $socket {
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$socket>::readable(self)
+            }
 
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        TcpStream::try_read(self, buf)
-    }
+            fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                <$socket>::try_read(self, buf)
+            }
 
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::writable(self)
-    }
+            fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$socket>::writable(self)
+            }
 
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, buf)
-    }
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                <$socket>::try_write(self, buf)
+            }
 
-    async fn linger(&mut self) {
-        let _ = self.shutdown().await;
-        let mut sink = [0; 1024];
-        let deadline = Instant::now() + LINGER;
-        for _ in 0..64 {
-            match tokio::time::timeout_at(deadline, self.read(&mut sink)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => break,
+            async fn linger(&mut self) {
+                let _ = self.shutdown().await;
+                let mut sink = [0; 1024];
+                let deadline = Instant::now() + LINGER;
+                for _ in 0..64 {
+                    match tokio::time::timeout_at(deadline, self.read(&mut sink)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => break,
+                    }
+                }
             }
         }
-    }
+    };
 }
 
-/// The session's end of a TLS connection's relay (see [`crate::tls`]).
-impl Transport for UnixStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        UnixStream::readable(self)
-    }
-
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        UnixStream::try_read(self, buf)
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        UnixStream::writable(self)
-    }
-
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        UnixStream::try_write(self, buf)
-    }
-
-    async fn linger(&mut self) {
-        let _ = self.shutdown().await;
-        let mut sink = [0; 1024];
-        let deadline = Instant::now() + LINGER;
-        for _ in 0..64 {
-            match tokio::time::timeout_at(deadline, self.read(&mut sink)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => break,
-            }
-        }
-    }
-}
+readiness_transport!(TcpStream);
+// The session's end of a TLS connection's relay (see `crate::tls`).
+readiness_transport!(UnixStream);
 
 /// A transport and the output being written to it.
 pub(super) struct Conn<T> {
