@@ -25,6 +25,8 @@ use crate::session;
 
 /// Relay buffer each way.
 const RELAY_BUFFER: usize = 8 * 1024;
+/// How long the relay may go on writing after the session ended.
+const RELAY_LINGER: Duration = Duration::from_secs(5);
 /// The longest a handshake may take when `login_timeout` is off.
 const MAX_HANDSHAKE: Duration = Duration::from_secs(60);
 
@@ -104,5 +106,12 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, daemon: Arc<Daemon>, permi
     });
     session::run(ours, peer, daemon, permit).await;
     // The session closed its end; the relay ends when the rest is out or the peer is gone.
-    let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
+    // A peer that never reads would hold it (and its socket) forever: it gets 5 s.
+    let mut relay = relay;
+    if tokio::time::timeout(RELAY_LINGER, &mut relay)
+        .await
+        .is_err()
+    {
+        relay.abort();
+    }
 }

@@ -259,7 +259,9 @@ impl Hub {
         }
         room.history
             .push(*history, line.clone(), id, addr, key.clone());
-        if let Some(room_key) = room_of.get(&id) {
+        if self.link.get().is_some()
+            && let Some(room_key) = room_of.get(&id)
+        {
             self.publish(|node| Wire::Said {
                 node,
                 room: room_key.to_string(),

@@ -49,22 +49,9 @@ impl Session {
             return self.leave(Leave::Quit);
         }
         let key = nick::key(line);
-        let valid = nick::validate(line, self.config.chat.max_nick_len).and_then(|()| {
-            if self.daemon.is_reserved(&key) {
-                Err(NickError::Reserved)
-            } else {
-                Ok(())
-            }
-        });
-        let banned = || {
-            self.daemon
-                .moderation
-                .rules()
-                .ban_on_nick(&key, Utc::now())
-                .cloned()
-        };
+        let valid = self.allowed_nick(line, &key);
         if valid.is_ok()
-            && let Some(ban) = banned()
+            && let Some(ban) = self.nick_ban(&key)
         {
             return self.refuse_banned_nick(line, &ban);
         }
@@ -77,20 +64,28 @@ impl Session {
             self.pending = Some(Box::new(super::Pending::Login(line.into())));
             return;
         }
-        self.finish_login(line);
+        self.finish_login(line, &key);
     }
 
-    /// Logs in as `line`, whose checks passed (and which the cluster gave this node).
-    pub(super) fn finish_login(&mut self, line: &str) {
+    /// Whether `nick` (key `key`) may be had by the nickname rules and the reserved list.
+    pub(super) fn allowed_nick(&self, nick: &str, key: &str) -> Result<(), NickError> {
+        nick::validate(nick, self.config.chat.max_nick_len)?;
+        if self.daemon.is_reserved(key) {
+            return Err(NickError::Reserved);
+        }
+        Ok(())
+    }
+
+    /// The ban in force on nickname key `key`, if any.
+    pub(super) fn nick_ban(&self, key: &str) -> Option<Rule> {
+        let rules = self.daemon.moderation.rules();
+        rules.ban_on_nick(key, Utc::now()).cloned()
+    }
+
+    /// Logs in as `line` (key `key`), whose checks passed (and which the cluster gave this
+    /// node).
+    pub(super) fn finish_login(&mut self, line: &str, key: &str) {
         let config = self.daemon.config();
-        let key = nick::key(line);
-        let banned = || {
-            self.daemon
-                .moderation
-                .rules()
-                .ban_on_nick(&key, Utc::now())
-                .cloned()
-        };
         let announce = || {
             let per_minute = config.limits.announces_per_minute_per_ip;
             let pace = &self.daemon.announce_pace;
@@ -101,7 +96,7 @@ impl Session {
         match self.daemon.hub.login(self.id, line, announce) {
             // A ban made between the check above and the login did not see this user online;
             // this second look sees it.
-            Ok(_) if let Some(ban) = banned() => self.refuse_banned_nick(line, &ban),
+            Ok(_) if let Some(ban) = self.nick_ban(key) => self.refuse_banned_nick(line, &ban),
             Ok(nick) => {
                 if self.may_log() {
                     info!(nick = &*nick, "login");
@@ -115,7 +110,7 @@ impl Session {
             }
             Err(reason) => {
                 if let Some(cluster) = self.daemon.cluster.get() {
-                    cluster.release(&key);
+                    cluster.release(key);
                 }
                 self.refuse_nick(line, &reason);
             }

@@ -502,22 +502,28 @@ impl Session {
             return;
         };
         match pending {
-            Pending::Login(nick) => match cluster.claim(&crate::nick::key(&nick)).await {
-                Claim::Won => self.finish_login(&nick),
-                Claim::Taken => self.refuse_nick(&nick, &crate::nick::NickError::Taken),
-                Claim::Unavailable => {
-                    self.reconnecting();
-                    self.prompt();
+            Pending::Login(nick) => {
+                let key = crate::nick::key(&nick);
+                match cluster.claim(&key).await {
+                    Claim::Won => self.finish_login(&nick, &key),
+                    Claim::Taken => self.refuse_nick(&nick, &crate::nick::NickError::Taken),
+                    Claim::Unavailable => {
+                        self.reconnecting();
+                        self.prompt();
+                    }
                 }
-            },
-            Pending::Rename(nick) => match cluster.claim(&crate::nick::key(&nick)).await {
-                Claim::Won => self.finish_rename(&nick),
-                Claim::Taken => {
-                    let taken = crate::nick::NickError::Taken;
-                    self.error(format_args!("{taken}: {nick}"));
+            }
+            Pending::Rename(nick) => {
+                let key = crate::nick::key(&nick);
+                match cluster.claim(&key).await {
+                    Claim::Won => self.finish_rename(&nick, &key),
+                    Claim::Taken => {
+                        let taken = crate::nick::NickError::Taken;
+                        self.error(format_args!("{taken}: {nick}"));
+                    }
+                    Claim::Unavailable => self.reconnecting(),
                 }
-                Claim::Unavailable => self.reconnecting(),
-            },
+            }
         }
     }
 

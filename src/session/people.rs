@@ -8,7 +8,7 @@ use super::Session;
 use super::rooms::bounded_list;
 use crate::hub::IgnoreError;
 use crate::hub::room::{self, MAX_TEXT_BYTES};
-use crate::nick::{self, NickError};
+use crate::nick;
 
 impl Session {
     /// `/nick`: every rule of the prompt, at most [`super::NICKS_PER_MINUTE`] changes a minute.
@@ -23,21 +23,10 @@ impl Session {
             ));
         }
         let key = nick::key(new);
-        let valid = nick::validate(new, self.config.chat.max_nick_len).and_then(|()| {
-            if self.daemon.is_reserved(&key) {
-                Err(NickError::Reserved)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(reason) = valid {
+        if let Err(reason) = self.allowed_nick(new, &key) {
             return self.error(format_args!("{reason}: {new}"));
         }
-        let banned = || {
-            let rules = self.daemon.moderation.rules();
-            rules.ban_on_nick(&key, Utc::now()).is_some()
-        };
-        if banned() {
+        if self.nick_ban(&key).is_some() {
             return self.error(format_args!("nickname banned: {new}"));
         }
         if self.nick.as_deref() == Some(new) {
@@ -48,18 +37,18 @@ impl Session {
             self.pending = Some(Box::new(super::Pending::Rename(new.into())));
             return;
         }
-        self.finish_rename(new);
+        self.finish_rename(new, &key);
     }
 
-    /// Renames to `new`, whose checks passed (and which the cluster gave this node).
-    pub(super) fn finish_rename(&mut self, new: &str) {
-        let key = nick::key(new);
+    /// Renames to `new` (key `key`), whose checks passed (and which the cluster gave this
+    /// node).
+    pub(super) fn finish_rename(&mut self, new: &str, key: &str) {
         let now = Instant::now();
-        match self.daemon.hub.rename(self.id, new, &key) {
+        match self.daemon.hub.rename(self.id, new, key) {
             Ok(old) => {
                 let _ = self.paces().nick.take(now);
                 self.nick = Some(new.into());
-                self.keys.change(key.as_str().into());
+                self.keys.change(key.into());
                 if self.may_log() {
                     info!(old = &*old, new, "nickname changed");
                 }
@@ -68,7 +57,7 @@ impl Session {
                     .daemon
                     .moderation
                     .rules()
-                    .ban_on_nick(&key, Utc::now())
+                    .ban_on_nick(key, Utc::now())
                     .cloned()
                 {
                     self.refuse_banned_nick(new, &ban);
@@ -78,7 +67,7 @@ impl Session {
                 if let Some(cluster) = self.daemon.cluster.get()
                     && **self.keys.current() != *key
                 {
-                    cluster.release(&key);
+                    cluster.release(key);
                 }
                 self.error(format_args!("{reason}: {new}"));
             }
